@@ -1,0 +1,81 @@
+#pragma once
+/* Small helpers every module uses: scoped cleanup, overflow-checked sizes, fds, time. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Scoped cleanup: `_cleanup_(freep) char *s = NULL;` frees s when it leaves scope. */
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+
+/* Hands a pointer out of a cleanup scope: `*ret = TAKE_PTR(obj);`. */
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        __typeof__(p) _taken = (p);                                                                \
+        (p) = NULL;                                                                                \
+        _taken;                                                                                    \
+    })
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _taken_fd = (fd);                                                                      \
+        (fd) = -1;                                                                                 \
+        _taken_fd;                                                                                 \
+    })
+
+static inline void freep(void *p)
+{
+    free(*(void **)p);
+}
+
+/* Closes fd if >= 0, keeping errno; returns -1 so that `fd = safe_close(fd);` resets it. */
+int safe_close(int fd);
+static inline void closep(int *fd)
+{
+    safe_close(*fd);
+}
+
+/* Wipes then frees a secret string (NULL is fine). */
+void secret_free(char *s);
+static inline void secret_freep(char **s)
+{
+    secret_free(*s);
+}
+
+/* a * b (* c) without overflow, for sizes taken from the network. Return false on overflow. */
+static inline bool size_mul(size_t a, size_t b, size_t *ret)
+{
+    return !__builtin_mul_overflow(a, b, ret);
+}
+
+/* Monotonic clock in milliseconds, for deadlines. */
+uint64_t now_ms(void);
+/* Milliseconds left until deadline (0 when passed), capped to INT32_MAX for poll(). */
+int deadline_left_ms(uint64_t deadline_ms);
+
+int fd_set_nonblock(int fd, bool nonblock);
+
+/* Reads or writes exactly len bytes on a (blocking or non-blocking) fd before the
+ * monotonic deadline. Return 0, -ETIMEDOUT, -EPIPE on EOF (read), or -errno. */
+int fd_read_full(int fd, void *buf, size_t len, uint64_t deadline_ms);
+int fd_write_full(int fd, const void *buf, size_t len, uint64_t deadline_ms);
+
+/* strdup that returns NULL only for NULL input; aborts on out-of-memory is NOT done:
+ * callers check. Kept for symmetry with free(). */
+static inline bool streq(const char *a, const char *b)
+{
+    return strcmp(a, b) == 0;
+}
+static inline bool startswith(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* A user name we accept anywhere (PAM, VM names, logs): 1..32 of [a-z A-Z 0-9 . _ -],
+ * not starting with '-' or '.'. Everything else is refused before it reaches PAM or libvirt. */
+bool username_is_valid(const char *name);
