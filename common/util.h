@@ -65,8 +65,6 @@ int fd_set_nonblock(int fd, bool nonblock);
 int fd_read_full(int fd, void *buf, size_t len, uint64_t deadline_ms);
 int fd_write_full(int fd, const void *buf, size_t len, uint64_t deadline_ms);
 
-/* strdup that returns NULL only for NULL input; aborts on out-of-memory is NOT done:
- * callers check. Kept for symmetry with free(). */
 static inline bool streq(const char *a, const char *b)
 {
     return strcmp(a, b) == 0;

@@ -1,0 +1,128 @@
+#include "util.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+int safe_close(int fd)
+{
+    if (fd >= 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return -1;
+}
+
+void secret_free(char *s)
+{
+    if (!s)
+        return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int deadline_left_ms(uint64_t deadline_ms)
+{
+    uint64_t now = now_ms();
+    if (now >= deadline_ms)
+        return 0;
+    uint64_t left = deadline_ms - now;
+    return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+int fd_set_nonblock(int fd, bool nonblock)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -errno;
+    int nflags = nonblock ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+    if (nflags != flags && fcntl(fd, F_SETFL, nflags) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Waits until fd is ready for events or the deadline passes. */
+static int fd_wait(int fd, short events, uint64_t deadline_ms)
+{
+    for (;;) {
+        int left = deadline_left_ms(deadline_ms);
+        if (left == 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, left);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r > 0)
+            return 0;
+    }
+}
+
+int fd_read_full(int fd, void *buf, size_t len, uint64_t deadline_ms)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        int r = fd_wait(fd, POLLIN, deadline_ms);
+        if (r < 0)
+            return r;
+        ssize_t n = read(fd, p, len);
+        if (n == 0)
+            return -EPIPE;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int fd_write_full(int fd, const void *buf, size_t len, uint64_t deadline_ms)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        int r = fd_wait(fd, POLLOUT, deadline_ms);
+        if (r < 0)
+            return r;
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+bool username_is_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 32 || name[0] == '-' || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
