@@ -1,0 +1,189 @@
+/* The broker's config table and cross-field rules (broker-config.h). */
+#include "broker-config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define OPT(field, type_, def, doc_)                                                             \
+    {                                                                                          \
+        .name = #field, .type = (type_), .offset = offsetof(struct broker_config, field),      \
+        .default_value = (def), .doc = (doc_)                                                  \
+    }
+#define OPT_INT(field, def, min_, max_, doc_)                                                  \
+    {                                                                                          \
+        .name = #field, .type = CONFIG_INT, .offset = offsetof(struct broker_config, field),   \
+        .default_value = (def), .min = (min_), .max = (max_), .doc = (doc_)                    \
+    }
+#define OPT_ENUM(field, def, choices_, doc_)                                                   \
+    {                                                                                          \
+        .name = #field, .type = CONFIG_ENUM, .offset = offsetof(struct broker_config, field),  \
+        .default_value = (def), .choices = (choices_), .doc = (doc_)                           \
+    }
+
+static const char *const virt_types[] = { "kvm", "qemu", NULL };
+static const char *const log_levels[] = { "error", "warning", "info", "debug", NULL };
+
+const struct config_option broker_config_table[] = {
+    OPT(listen_address, CONFIG_STRING, "0.0.0.0",
+        "Numeric IPv4 or IPv6 address to accept clients on (\"::\" = all, both families)"),
+    OPT_INT(listen_port, "5900", 0, 65535, "TCP port for clients (0 = any free port, printed)"),
+    OPT(state_dir, CONFIG_STRING, "/var/lib/vdi",
+        "Directory for certificates, disks, console logs and the embedded libvirt"),
+    OPT(libvirt_uri, CONFIG_STRING, "",
+        "libvirt connection (empty = qemu:///embed?root=<state_dir>/libvirt, no daemon)"),
+    OPT_ENUM(virt_type, "kvm", virt_types,
+             "Domain type: kvm (hardware virtualisation) or qemu (TCG emulation)"),
+    OPT(tls_cert, CONFIG_STRING, "",
+        "Server certificate chain, PEM (empty = generated in <state_dir>/tls)"),
+    OPT(tls_key, CONFIG_STRING, "", "Server private key, PEM (set together with tls_cert)"),
+    OPT(tls_hostnames, CONFIG_STRING, "",
+        "Extra names or addresses for the generated certificate, comma separated"),
+    OPT(tls_priority, CONFIG_STRING, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+        "GnuTLS priority string for client connections"),
+    OPT(pam_service, CONFIG_STRING, "vdi", "PAM service that checks user passwords"),
+    OPT(session_program, CONFIG_STRING, "",
+        "vdi-session binary (empty = next to vdi-broker, else the installed one)"),
+    OPT(session_user, CONFIG_STRING, "nobody", "Unprivileged user vdi-session runs as"),
+    OPT_INT(handshake_timeout_s, "10", 1, 3600, "Seconds a client has for the TLS handshake"),
+    OPT_INT(login_timeout_s, "60", 1, 3600, "Seconds a client has to log in"),
+    OPT_INT(max_unauthenticated, "64", 1, 65536,
+            "Concurrent connections not logged in yet; more are closed at once"),
+    OPT_INT(max_sessions, "256", 1, 65536, "Concurrent connections in all"),
+    OPT_INT(desktop_start_timeout_s, "120", 1, 3600,
+            "Seconds to get a desktop running before the user is told it failed"),
+    OPT(template_disk, CONFIG_STRING, "",
+        "Base disk image (raw or qcow2) each user's desktop overlays; required"),
+    OPT(template_kernel, CONFIG_STRING, "", "Kernel for direct kernel boot (optional)"),
+    OPT(template_initrd, CONFIG_STRING, "", "Initrd for direct kernel boot (needs template_kernel)"),
+    OPT(template_cmdline, CONFIG_STRING, "",
+        "Kernel command line for direct kernel boot (needs template_kernel)"),
+    OPT_INT(template_memory_mib, "1024", 64, 1048576, "Memory per desktop, MiB"),
+    OPT_INT(template_vcpus, "1", 1, 256, "Virtual CPUs per desktop"),
+    OPT_INT(worker_threads, "4", 1, 64, "Threads for PAM checks and libvirt calls"),
+    OPT_ENUM(log_level, "info", log_levels, "error, warning, info or debug"),
+};
+const size_t broker_config_table_size = ARRAY_SIZE(broker_config_table);
+
+int broker_config_init(struct broker_config *c, struct config_error *err)
+{
+    memset(c, 0, sizeof(*c));
+    return config_set_defaults(broker_config_table, broker_config_table_size, c, err);
+}
+
+void broker_config_done(struct broker_config *c)
+{
+    config_done(broker_config_table, broker_config_table_size, c);
+}
+
+static int fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct config_error *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static bool empty(const char *s)
+{
+    return !s || !*s;
+}
+
+/* An absolute path to a regular file this process can read. */
+static int check_file(struct config_error *err, const char *key, const char *path)
+{
+    if (path[0] != '/')
+        return fail(err, "%s: '%s' is not an absolute path", key, path);
+    if (access(path, R_OK) < 0)
+        return fail(err, "%s: cannot read '%s': %s", key, path, strerror(errno));
+    return 0;
+}
+
+int broker_config_validate(const struct broker_config *c, struct config_error *err)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    int r;
+
+    if (inet_pton(AF_INET, c->listen_address, addr) != 1 &&
+        inet_pton(AF_INET6, c->listen_address, addr) != 1)
+        return fail(err, "listen_address: '%s' is not a numeric IPv4 or IPv6 address",
+                    c->listen_address);
+
+    if (c->state_dir[0] != '/')
+        return fail(err, "state_dir: '%s' is not an absolute path", c->state_dir);
+    /* It becomes part of a libvirt URI and of paths in domain XML. */
+    if (strpbrk(c->state_dir, "?#&%=;\\\"' \t\n"))
+        return fail(err, "state_dir: '%s' contains characters not allowed in a state path",
+                    c->state_dir);
+
+    if (empty(c->tls_cert) != empty(c->tls_key))
+        return fail(err, "%s: tls_cert and tls_key must be set together",
+                    empty(c->tls_cert) ? "tls_cert" : "tls_key");
+    if (!empty(c->tls_cert)) {
+        r = check_file(err, "tls_cert", c->tls_cert);
+        if (r < 0)
+            return r;
+        r = check_file(err, "tls_key", c->tls_key);
+        if (r < 0)
+            return r;
+    }
+    if (empty(c->tls_priority))
+        return fail(err, "tls_priority: must not be empty");
+    if (empty(c->pam_service) || strchr(c->pam_service, '/'))
+        return fail(err, "pam_service: '%s' is not a PAM service name", c->pam_service);
+    if (empty(c->session_user))
+        return fail(err, "session_user: must not be empty");
+    if (!empty(c->session_program) && c->session_program[0] != '/')
+        return fail(err, "session_program: '%s' is not an absolute path", c->session_program);
+    if (!empty(c->session_program) && access(c->session_program, X_OK) < 0)
+        return fail(err, "session_program: cannot execute '%s': %s", c->session_program,
+                    strerror(errno));
+
+    if (empty(c->template_disk))
+        return fail(err, "template_disk: not set; desktops need a base disk image");
+    r = check_file(err, "template_disk", c->template_disk);
+    if (r < 0)
+        return r;
+    if (!empty(c->template_kernel)) {
+        r = check_file(err, "template_kernel", c->template_kernel);
+        if (r < 0)
+            return r;
+    }
+    if (!empty(c->template_initrd)) {
+        if (empty(c->template_kernel))
+            return fail(err, "template_initrd: set without template_kernel");
+        r = check_file(err, "template_initrd", c->template_initrd);
+        if (r < 0)
+            return r;
+    }
+    if (!empty(c->template_cmdline) && empty(c->template_kernel))
+        return fail(err, "template_cmdline: set without template_kernel");
+
+    if (c->max_unauthenticated > c->max_sessions)
+        return fail(err, "max_unauthenticated: %d is more than max_sessions (%d)",
+                    c->max_unauthenticated, c->max_sessions);
+    return 0;
+}
+
+int broker_config_libvirt_uri(const struct broker_config *c, char **ret)
+{
+    char *s;
+
+    if (!empty(c->libvirt_uri))
+        s = strdup(c->libvirt_uri);
+    else if (asprintf(&s, "qemu:///embed?root=%s/libvirt", c->state_dir) < 0)
+        s = NULL;
+    if (!s)
+        return -ENOMEM;
+    *ret = s;
+    return 0;
+}

@@ -1,0 +1,236 @@
+# Shared helpers for the end-to-end tests (sourced, bash).
+#
+# Each test file: source lib.sh; e2e_begin NAME; then broker_start, client runs and
+# `check`/`pass`/`fail` lines; e2e_end. Everything lives in one temp dir ($T) that is
+# removed afterwards (kept when a check failed or VDI_E2E_KEEP=1); VMs started by the
+# broker are destroyed on exit, whatever happened.
+#
+# Environment (CMake sets these; defaults let you run a script by hand from the tree):
+#   VDI_SOURCE_DIR, VDI_BUILD_DIR   source and build trees
+#   VDI_BROKER, VNC_TEST_CLIENT     programs under test / the test client
+#   VDI_IMAGE_DIR                   where the demo image is built (once, then reused)
+#   VDI_E2E_KEEP=1                  keep $T even when everything passed
+set -uo pipefail
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VDI_SOURCE_DIR=${VDI_SOURCE_DIR:-$(cd "$E2E_DIR/../../.." && pwd)}
+VDI_BUILD_DIR=${VDI_BUILD_DIR:-$VDI_SOURCE_DIR/build}
+VDI_BROKER=${VDI_BROKER:-$VDI_BUILD_DIR/broker/vdi-broker}
+VNC_TEST_CLIENT=${VNC_TEST_CLIENT:-$VDI_BUILD_DIR/tests/integration/e2e/vnc-test-client}
+VDI_IMAGE_DIR=${VDI_IMAGE_DIR:-$VDI_BUILD_DIR/tests/image}
+VDI_TEST_DATA=${VDI_TEST_DATA:-$VDI_SOURCE_DIR/tests/data}
+PAM_MATRIX=/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so
+PAM_WRAPPER_LIB=libpam_wrapper.so
+
+E2E_CHECKS=0
+E2E_FAILS=0
+E2E_BG_PIDS=()
+E2E_STATES=()
+BROKER_PID=
+SECONDS=0
+
+say() { printf '[%3ds] %s\n' "$SECONDS" "$*"; }
+
+pass() {
+    E2E_CHECKS=$((E2E_CHECKS + 1))
+    say "ok   - $1"
+}
+
+# fail NAME [DETAILS...]
+fail() {
+    E2E_CHECKS=$((E2E_CHECKS + 1))
+    E2E_FAILS=$((E2E_FAILS + 1))
+    local name=$1
+    shift
+    say "FAIL - $name${*:+: $*}"
+}
+
+# check NAME CMD...: passes when CMD exits 0.
+check() {
+    local name=$1
+    shift
+    if "$@"; then pass "$name"; else fail "$name" "command failed: $*"; fi
+}
+
+# Fatal: the rest of the file cannot run.
+abort() {
+    fail "$1" "${*:2}"
+    say "aborting ${E2E_NAME:-test}: later checks depend on this one"
+    exit 1
+}
+
+# Prints the last lines of a log file, indented, for the CI output.
+show_log() {
+    local f=$1 n=${2:-40}
+    [ -f "$f" ] || return 0
+    echo "----- last $n lines of $f -----"
+    tail -n "$n" "$f" | sed 's/^/    /'
+    echo "-----"
+}
+
+e2e_begin() {
+    E2E_NAME=$1
+    say "== $E2E_NAME"
+    T=$(mktemp -d "${TMPDIR:-/tmp}/vdi-e2e-$E2E_NAME.XXXXXX")
+    # QEMU runs as libvirt-qemu and must reach disks and logs below here.
+    chmod 0755 "$T"
+    mkdir -p "$T/logs"
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT TERM
+    image_build
+}
+
+# Builds the demo image once (later runs find it up to date in well under a second).
+image_build() {
+    mkdir -p "$VDI_IMAGE_DIR"
+    if ! flock "$VDI_IMAGE_DIR/.lock" "$VDI_SOURCE_DIR/packaging/image/build-demo-image.sh" \
+        "$VDI_IMAGE_DIR" >"$T/logs/image.log" 2>&1; then
+        show_log "$T/logs/image.log"
+        abort "demo image" "build-demo-image.sh failed"
+    fi
+}
+
+# pam_setup: a PAM service dir for pam_wrapper with the users of tests/data/e2e/passdb.
+pam_setup() {
+    mkdir -p "$T/pam"
+    cp "$VDI_TEST_DATA/e2e/passdb" "$T/passdb"
+    sed -e "s|@PAM_MATRIX@|$PAM_MATRIX|g" -e "s|@PASSDB@|$T/passdb|g" \
+        "$VDI_TEST_DATA/e2e/pam-service.in" >"$T/pam/vdi"
+}
+
+# password USER: the test password from the passdb.
+password() { awk -F: -v u="$1" '$1 == u { print $2 }' "$VDI_TEST_DATA/e2e/passdb"; }
+
+# broker_start STATE_DIR [key=value...]: starts vdi-broker in the background with its own
+# state dir, waits for "vdi-broker listening on ADDR:PORT", sets PORT, CA, STATE.
+broker_start() {
+    STATE=$1
+    shift
+    [ -x "$VDI_BROKER" ] || abort "prerequisites" "$VDI_BROKER is not built"
+    mkdir -p "$STATE"
+    chmod 0755 "$STATE"
+    E2E_STATES+=("$STATE")
+    [ -f "$T/pam/vdi" ] || pam_setup
+    sed -e "s|@STATE_DIR@|$STATE|g" -e "s|@IMAGE_DIR@|$VDI_IMAGE_DIR|g" \
+        -e "s|@CMDLINE@|$(cat "$VDI_IMAGE_DIR/cmdline")|g" \
+        "$VDI_TEST_DATA/e2e/broker.conf.in" >"$STATE.conf"
+    local sets=() kv
+    for kv in "$@"; do sets+=(--set "$kv"); done
+    BROKER_LOG=$T/logs/broker-$(basename "$STATE").log
+    LD_PRELOAD=$PAM_WRAPPER_LIB PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$T/pam \
+        ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+        "$VDI_BROKER" --config "$STATE.conf" "${sets[@]}" >"$BROKER_LOG" 2>&1 &
+    BROKER_PID=$!
+    local i line
+    for ((i = 0; i < 600; i++)); do
+        line=$(grep -a -m1 'vdi-broker listening on' "$BROKER_LOG" 2>/dev/null) && break
+        kill -0 "$BROKER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "${line:-}" ]; then
+        show_log "$BROKER_LOG"
+        abort "broker starts" "no 'vdi-broker listening on' line (pid $BROKER_PID)"
+    fi
+    line=${line##*listening on }
+    line=${line%% *}
+    PORT=${line##*:}
+    ADDR=${line%:*}
+    CA=$STATE/tls/ca-cert.pem
+    [ -r "$CA" ] || abort "broker starts" "no CA certificate at $CA"
+    say "broker pid $BROKER_PID listening on $ADDR:$PORT, CA $CA"
+}
+
+# broker_stop: SIGTERM; returns non-zero when it does not exit within 15 s or exits
+# with a failure status.
+broker_stop() {
+    [ -n "$BROKER_PID" ] || return 0
+    local pid=$BROKER_PID i status
+    BROKER_PID=
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        say "broker $pid did not exit within 15 s of SIGTERM"
+        return 1
+    fi
+    wait "$pid"
+    status=$?
+    [ "$status" -eq 0 ] || say "broker $pid exited with status $status"
+    return "$status"
+}
+
+# virsh on the broker's embedded libvirt (only while no broker holds it).
+virsh_e() { virsh -q -c "qemu:///embed?root=$STATE/libvirt" "$@" 2>>"$T/logs/virsh.log"; }
+
+# vm_screenshot DOMAIN OUT.ppm: libvirt's own screenshot of the domain's display.
+vm_screenshot() {
+    virsh_e screenshot "$1" "$2.virsh" >/dev/null &&
+        convert "$2.virsh" -type TrueColor -depth 8 "ppm:$2"
+}
+
+# client ARGS...: vnc-test-client; its output goes to stdout and $T/logs/clients.log.
+client() {
+    [ -x "$VNC_TEST_CLIENT" ] || abort "prerequisites" "$VNC_TEST_CLIENT is not built"
+    "$VNC_TEST_CLIENT" "$@" 2>&1 | tee -a "$T/logs/clients.log"
+    return "${PIPESTATUS[0]}"
+}
+
+# wait_text FILE TEXT SECONDS
+wait_text() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -aqF -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Sanitizer and crash reports of the broker or its session processes.
+check_no_sanitizer_reports() {
+    local f=${1:-$BROKER_LOG}
+    if grep -aE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|Segmentation fault' \
+        "$f" >/dev/null; then
+        fail "no sanitizer reports in $(basename "$f")" \
+            "$(grep -aE -m3 'ERROR: |runtime error:' "$f")"
+        show_log "$f" 80
+    else
+        pass "no sanitizer reports in $(basename "$f")"
+    fi
+}
+
+e2e_cleanup() {
+    local status=$? pid s d qpid
+    for pid in "${E2E_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    [ -n "$BROKER_PID" ] && broker_stop
+    for s in "${E2E_STATES[@]}"; do
+        [ -d "$s/libvirt" ] || continue
+        STATE=$s
+        for d in $(virsh_e list --all --name); do
+            virsh_e destroy "$d" >/dev/null
+        done
+        # virsh destroy of a transient domain can report "not found" after killing it;
+        # make sure no QEMU of ours survives, by its pid file.
+        for qpid in $(cat "$s"/libvirt/run/qemu/*.pid 2>/dev/null); do
+            kill -0 "$qpid" 2>/dev/null && kill -KILL "$qpid"
+        done
+    done
+    if [ "$E2E_FAILS" -gt 0 ] || [ "$status" -ne 0 ]; then
+        [ -n "${BROKER_LOG:-}" ] && show_log "$BROKER_LOG" 60
+        say "kept $T for inspection"
+    elif [ "${VDI_E2E_KEEP:-0}" = 1 ]; then
+        say "kept $T (VDI_E2E_KEEP=1)"
+    else
+        rm -rf "$T"
+    fi
+}
+
+e2e_end() {
+    say "== $E2E_NAME: $((E2E_CHECKS - E2E_FAILS))/$E2E_CHECKS checks passed in ${SECONDS}s"
+    [ "$E2E_FAILS" -eq 0 ]
+    exit $?
+}
