@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the end-to-end tests (sourced, bash).
 #
 # Each test file: source lib.sh; e2e_begin NAME; then broker_start, client runs and

@@ -63,9 +63,9 @@ send_text() {
     for ((i = 0; i < ${#s}; i++)); do
         c=${s:i:1}
         case $c in
-        [a-z]) k=(KEY_${c^^}) ;;
-        [A-Z]) k=(KEY_LEFTSHIFT KEY_$c) ;;
-        [0-9]) k=(KEY_$c) ;;
+        [a-z]) k=("KEY_${c^^}") ;;
+        [A-Z]) k=(KEY_LEFTSHIFT "KEY_$c") ;;
+        [0-9]) k=("KEY_$c") ;;
         ' ') k=(KEY_SPACE) ;;
         /) k=(KEY_SLASH) ;;
         -) k=(KEY_MINUS) ;;

@@ -86,7 +86,7 @@ login_and_work() {
         --timeout 180 \
         --wait-file "$log:vdi-demo: ready" --settle 1500 \
         --type "echo $marker > /dev/ttyS0\n" --wait-file "$log:$marker" \
-        --type "printf '\\033[?25l'; clear; echo This is the desktop of $user; ls /\n" \
+        --type "printf '\\033[?25l'; echo This is the desktop of $user; ls /\n" \
         --settle 2000 --save "$T/$user.ppm" >"$T/$user.out"
 }
 login_and_work alice "$marker_alice"
@@ -126,6 +126,16 @@ check "bob's marker is not on alice's serial log" \
     bash -c "! grep -aqF '$marker_bob' '$(console alice)'"
 check "alice's marker is not on bob's serial log" \
     bash -c "! grep -aqF '$marker_alice' '$(console bob)'"
+
+# --- alice again: back on her own, unchanged desktop -----------------------------------
+if [ -f "$T/alice.ppm" ]; then
+    client session "$H" --ca "$CA" --user alice --password "$(password alice)" \
+        --timeout 60 --expect "$T/alice.ppm:20" >"$T/alice2.out"
+    rc=$?
+    cat "$T/alice2.out"
+    if [ $rc -eq 0 ]; then pass "alice logs in again and gets her own desktop back"; else
+        fail "alice logs in again and gets her own desktop back" "exit $rc"; fi
+fi
 
 # --- refused logins --------------------------------------------------------------------
 for who in "carol:wrong-password" "mallory:whatever"; do
@@ -176,7 +186,7 @@ for u in alice bob; do
     fi
 done
 if [ -f "$T/alice.ppm" ] && [ -f "$T/bob.ppm" ]; then
-    out=$(client compare "$T/alice.ppm" "$T/bob.ppm" --tolerance 200)
+    out=$(client compare "$T/alice.ppm" "$T/bob.ppm" --tolerance 20)
     check "alice's and bob's screens differ" test $? -ne 0
 fi
 e2e_end

@@ -66,7 +66,7 @@ else
 fi
 
 # Static screen (no cursor), then a screenshot of the whole X screen.
-xdotool type --delay 60 "printf '\\033[?25l'; clear; echo seen through TigerVNC; ls /"
+xdotool type --delay 60 "printf '\\033[?25l'; echo seen through TigerVNC; ls /"
 xdotool key Return
 sleep 3
 import -window root "$T/xscreen.png" 2>>"$T/logs/import.log" &&
