@@ -13,10 +13,10 @@
 #define AUTH_DETAIL_MAX 128
 
 struct auth_request {
-    const char *service;  /* PAM service name, e.g. "vdi" (/etc/pam.d/vdi) */
+    const char *service; /* PAM service name, e.g. "vdi" (/etc/pam.d/vdi) */
     const char *user;
     const char *password;
-    const char *rhost;    /* client address, set as PAM_RHOST; may be NULL */
+    const char *rhost; /* client address, set as PAM_RHOST; may be NULL */
 };
 
 /* Returns 0 when PAM accepted the user, -EACCES for a failed authentication (wrong

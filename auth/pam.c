@@ -94,17 +94,16 @@ static void set_detail(char *detail, size_t size, pam_handle_t *h, const char *s
 int auth_pam_check(const struct auth_request *req, char *detail, size_t detail_size)
 {
     struct conv_data data;
-    struct pam_conv conv = { .conv = conversation, .appdata_ptr = &data };
+    struct pam_conv conv = {.conv = conversation, .appdata_ptr = &data};
     pam_handle_t *h = NULL;
     const void *item = NULL;
     int r;
 
     if (detail && detail_size > 0)
         detail[0] = 0;
-    if (!req || !req->service || !req->user || !req->password || !*req->service ||
-        !*req->user)
+    if (!req || !req->service || !req->user || !req->password || !*req->service || !*req->user)
         return -EINVAL;
-    data = (struct conv_data){ .user = req->user, .password = req->password };
+    data = (struct conv_data){.user = req->user, .password = req->password};
 
     r = pam_start(req->service, req->user, &conv, &h);
     if (r != PAM_SUCCESS) {

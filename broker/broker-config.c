@@ -11,24 +11,24 @@
 #include "log.h"
 #include "util.h"
 
-#define OPT(field, type_, def, doc_)                                                             \
-    {                                                                                          \
-        .name = #field, .type = (type_), .offset = offsetof(struct broker_config, field),      \
-        .default_value = (def), .doc = (doc_)                                                  \
+#define OPT(field, type_, def, doc_)                                                               \
+    {                                                                                              \
+        .name = #field, .type = (type_), .offset = offsetof(struct broker_config, field),          \
+        .default_value = (def), .doc = (doc_)                                                      \
     }
-#define OPT_INT(field, def, min_, max_, doc_)                                                  \
-    {                                                                                          \
-        .name = #field, .type = CONFIG_INT, .offset = offsetof(struct broker_config, field),   \
-        .default_value = (def), .min = (min_), .max = (max_), .doc = (doc_)                    \
+#define OPT_INT(field, def, min_, max_, doc_)                                                      \
+    {                                                                                              \
+        .name = #field, .type = CONFIG_INT, .offset = offsetof(struct broker_config, field),       \
+        .default_value = (def), .min = (min_), .max = (max_), .doc = (doc_)                        \
     }
-#define OPT_ENUM(field, def, choices_, doc_)                                                   \
-    {                                                                                          \
-        .name = #field, .type = CONFIG_ENUM, .offset = offsetof(struct broker_config, field),  \
-        .default_value = (def), .choices = (choices_), .doc = (doc_)                           \
+#define OPT_ENUM(field, def, choices_, doc_)                                                       \
+    {                                                                                              \
+        .name = #field, .type = CONFIG_ENUM, .offset = offsetof(struct broker_config, field),      \
+        .default_value = (def), .choices = (choices_), .doc = (doc_)                               \
     }
 
-static const char *const virt_types[] = { "kvm", "qemu", NULL };
-static const char *const log_levels[] = { "error", "warning", "info", "debug", NULL };
+static const char *const virt_types[] = {"kvm", "qemu", NULL};
+static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
 
 const struct config_option broker_config_table[] = {
     OPT(listen_address, CONFIG_STRING, "0.0.0.0",
@@ -61,7 +61,8 @@ const struct config_option broker_config_table[] = {
     OPT(template_disk, CONFIG_STRING, "",
         "Base disk image (raw or qcow2) each user's desktop overlays; required"),
     OPT(template_kernel, CONFIG_STRING, "", "Kernel for direct kernel boot (optional)"),
-    OPT(template_initrd, CONFIG_STRING, "", "Initrd for direct kernel boot (needs template_kernel)"),
+    OPT(template_initrd, CONFIG_STRING, "",
+        "Initrd for direct kernel boot (needs template_kernel)"),
     OPT(template_cmdline, CONFIG_STRING, "",
         "Kernel command line for direct kernel boot (needs template_kernel)"),
     OPT_INT(template_memory_mib, "1024", 64, 1048576, "Memory per desktop, MiB"),
@@ -82,7 +83,8 @@ void broker_config_done(struct broker_config *c)
     config_done(broker_config_table, broker_config_table_size, c);
 }
 
-static int fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct config_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int fail(struct config_error *err, const char *fmt, ...)
 {
     va_list ap;

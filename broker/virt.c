@@ -2,6 +2,7 @@
 #include "virt.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -15,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -135,6 +138,34 @@ static void event_loop_unref(void)
 
 /* ---- connection ---- */
 
+int virt_embed_prepare(const char *root, struct virt_error *err)
+{
+    static const char conf[] =
+        "# Written by vdi-broker for its embedded libvirt (qemu:///embed); edit freely.\n"
+        "# No virtlogd: QEMU writes serial console logs itself.\n"
+        "stdio_handler = \"file\"\n";
+    _cleanup_(freep) char *etc = NULL;
+    _cleanup_(freep) char *path = NULL;
+    _cleanup_(closep) int fd = -1;
+
+    if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0)
+        return -ENOMEM;
+    if (mkdir(root, 0755) < 0 && errno != EEXIST)
+        return virt_fail(err, -errno, "cannot create %s: %s", root, strerror(errno));
+    if (mkdir(etc, 0755) < 0 && errno != EEXIST)
+        return virt_fail(err, -errno, "cannot create %s: %s", etc, strerror(errno));
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == EEXIST)
+        return 0;
+    if (fd < 0)
+        return virt_fail(err, -errno, "cannot create %s: %s", path, strerror(errno));
+    if (write(fd, conf, sizeof(conf) - 1) != (ssize_t)(sizeof(conf) - 1)) {
+        unlink(path);
+        return virt_fail(err, -EIO, "cannot write %s", path);
+    }
+    return 0;
+}
+
 int virt_new(const char *uri, struct virt **ret, struct virt_error *err)
 {
     struct virt *v;
@@ -142,7 +173,7 @@ int virt_new(const char *uri, struct virt **ret, struct virt_error *err)
 
     r = event_loop_ref();
     if (r < 0)
-        return virt_fail(err, r < -1 ? r : -EIO, "cannot start libvirt event loop");
+        return virt_fail(err, r, "cannot start libvirt event loop");
 
     v = calloc(1, sizeof(*v));
     if (!v) {
@@ -280,7 +311,8 @@ int virt_desktop_xml(const struct virt_template *t, const char *user, const char
     fputs("</name>\n", f);
 
     fputs("  <metadata>\n    <" VIRT_METADATA_PREFIX ":desktop xmlns:" VIRT_METADATA_PREFIX
-          "='" VIRT_METADATA_URI "'>\n      <" VIRT_METADATA_PREFIX ":owner>", f);
+          "='" VIRT_METADATA_URI "'>\n      <" VIRT_METADATA_PREFIX ":owner>",
+          f);
     xml_escape(f, user);
     fputs("</" VIRT_METADATA_PREFIX ":owner>\n      <" VIRT_METADATA_PREFIX ":template>", f);
     xml_escape(f, t->disk);
@@ -290,8 +322,7 @@ int virt_desktop_xml(const struct virt_template *t, const char *user, const char
           "  </metadata>\n",
           f);
 
-    fprintf(f, "  <memory unit='MiB'>%d</memory>\n  <vcpu>%d</vcpu>\n", t->memory_mib,
-            t->vcpus);
+    fprintf(f, "  <memory unit='MiB'>%d</memory>\n  <vcpu>%d</vcpu>\n", t->memory_mib, t->vcpus);
     fputs("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n", f);
     if (!empty(t->kernel)) {
         fputs("    <kernel>", f);
@@ -456,12 +487,20 @@ out:
 static int overlay_create_qemu_img(const struct virt_template *t, const char *path,
                                    struct virt_error *err)
 {
-    static const char *const candidates[] = { "/usr/bin/qemu-img", "/usr/local/bin/qemu-img" };
+    static const char *const candidates[] = {"/usr/bin/qemu-img", "/usr/local/bin/qemu-img"};
     const char *qemu_img = NULL;
-    char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-b", (char *)t->disk,
-                     "-F", (char *)image_format_to_string(t->disk_format), (char *)path,
-                     NULL };
-    char *envp[] = { "PATH=/usr/bin:/bin", "LC_ALL=C", NULL };
+    char *argv[] = {"qemu-img",
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-b",
+                    (char *)t->disk,
+                    "-F",
+                    (char *)image_format_to_string(t->disk_format),
+                    (char *)path,
+                    NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, all;
@@ -616,8 +655,8 @@ static int domain_check_ours(virDomainPtr dom, const char *name, const char *use
         plain = NULL;
         return -ENOMEM;
     }
-    if (asprintf(&prefixed, "<" VIRT_METADATA_PREFIX ":owner>%s</" VIRT_METADATA_PREFIX
-                            ":owner>", user) < 0) {
+    if (asprintf(&prefixed, "<" VIRT_METADATA_PREFIX ":owner>%s</" VIRT_METADATA_PREFIX ":owner>",
+                 user) < 0) {
         prefixed = NULL;
         return -ENOMEM;
     }
@@ -756,8 +795,7 @@ out:
     return r;
 }
 
-int virt_desktop_start(struct virt *v, const char *user, bool *ret_started,
-                       struct virt_error *err)
+int virt_desktop_start(struct virt *v, const char *user, bool *ret_started, struct virt_error *err)
 {
     char name[VIRT_NAME_MAX];
     struct busy_name node;
@@ -772,8 +810,7 @@ int virt_desktop_start(struct virt *v, const char *user, bool *ret_started,
     return r;
 }
 
-int virt_desktop_open_display(struct virt *v, const char *user, int *ret_fd,
-                              struct virt_error *err)
+int virt_desktop_open_display(struct virt *v, const char *user, int *ret_fd, struct virt_error *err)
 {
     char name[VIRT_NAME_MAX];
     virDomainPtr dom = NULL;

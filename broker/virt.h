@@ -38,8 +38,8 @@ struct virt_template {
     const char *virt_type; /* domain type: "kvm" or "qemu" */
     const char *disk;      /* base image, absolute path */
     enum image_format disk_format;
-    uint64_t disk_size;    /* virtual size in bytes (image_probe) */
-    const char *kernel;    /* "" or NULL: boot from disk */
+    uint64_t disk_size; /* virtual size in bytes (image_probe) */
+    const char *kernel; /* "" or NULL: boot from disk */
     const char *initrd;
     const char *cmdline;
     int memory_mib;
@@ -47,6 +47,11 @@ struct virt_template {
     const char *disk_dir;    /* overlay directory = pool VIRT_POOL_NAME's target */
     const char *console_dir; /* serial logs: <console_dir>/vdi-<user>.log */
 };
+
+/* For qemu:///embed?root=ROOT: makes ROOT and, unless present, ROOT/etc/qemu.conf with
+ * stdio_handler = "file" so QEMU writes serial logs itself and no virtlogd daemon is needed.
+ * Returns 0 or -errno. */
+int virt_embed_prepare(const char *root, struct virt_error *err);
 
 /* Opens uri (starting libvirt's event loop thread first). Returns 0, -EIO. */
 int virt_new(const char *uri, struct virt **ret, struct virt_error *err);
@@ -73,8 +78,7 @@ int virt_desktop_define(struct virt *v, const struct virt_template *t, const cha
                         bool *ret_created, struct virt_error *err);
 /* Starts (or resumes) vdi-<user> unless running. *ret_started (may be NULL) says whether
  * it was started now. Returns 0, -ENOENT (not defined), -EEXIST (not ours), -EIO. */
-int virt_desktop_start(struct virt *v, const char *user, bool *ret_started,
-                       struct virt_error *err);
+int virt_desktop_start(struct virt *v, const char *user, bool *ret_started, struct virt_error *err);
 /* A connected fd to the running desktop's VNC display (no auth), O_CLOEXEC.
  * Returns 0, -ENOENT, -EEXIST, -ENOTCONN (not running), -EIO. */
 int virt_desktop_open_display(struct virt *v, const char *user, int *ret_fd,

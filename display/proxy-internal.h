@@ -95,6 +95,12 @@ struct proxy {
     bool client_thread_started;
     int server_sock_ref;     /* dup of libvncserver's socketpair end, for shutdown() */
 
+    /* The pointer shape sent to clients that draw it themselves (RichCursor/XCursor), via
+     * screen->getCursorPtr. screen->cursor stays NULL so that libvncserver never composites
+     * a pointer into the framebuffer the upstream thread writes. Atomic pointer; replaced
+     * only by proxy_set_cursor(). */
+    rfbCursorPtr cursor;
+
     struct proxy_input_queue input;
     struct upstream *upstream;
 };
@@ -108,10 +114,19 @@ void proxy_end(struct proxy *p, const char *fmt, ...) __attribute__((format(prin
 int proxy_resize_locked(struct proxy *p, int w, int h);
 /* With fb_lock held: draws the status text over the whole framebuffer and marks it. */
 void proxy_draw_status_locked(struct proxy *p);
+/* Replaces the pointer shape (c may be NULL: none) and frees the old one once no client
+ * thread can be sending it. Called from one thread at a time (upstream thread or setup). */
+void proxy_set_cursor(struct proxy *p, rfbCursorPtr c);
 /* Size check shared by both sides: 1..PROXY_MAX_DIM each, byte size fits size_t. */
 int proxy_fb_size(int w, int h, size_t *ret_bytes);
 
+/* libvncserver/libvncclient log lines, routed to log_debug (library code logs at debug). */
+void proxy_rfb_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- upstream.c ---- */
+
+/* Process-global libvncclient settings (its log hooks). Called once. */
+void upstream_global_init(void);
 
 /* Does the RFB client handshake with the VM's display on fd (ownership taken), resizes the
  * screen and starts the upstream thread. Returns 0, -EPROTO, -E2BIG, -ENOMEM. */
@@ -124,3 +139,5 @@ void upstream_free(struct upstream *u);
 /* Registers the process-global libvncserver extension for QEMU extended key events
  * (pseudo-encoding -258, client message 255/0). Idempotent and thread-safe. */
 void extkey_register(void);
+/* From the client-gone hook: frees the client's extension record. */
+void extkey_client_gone(rfbClientPtr cl);

@@ -89,6 +89,7 @@ static int client_handshake(struct session *s, uint64_t login_deadline)
                 return log_errno(LOG_LEVEL_INFO, r, "TLS handshake failed client=%s", s->addr);
             s->client_fd = -1; /* the TLS connection owns it now */
             log_debug("TLS established client=%s", s->addr);
+            event = VENCRYPT_EVENT_NONE;
             continue; /* re-evaluate the deadline: credentials come next */
         case VENCRYPT_EVENT_CREDENTIALS:
             return 0;

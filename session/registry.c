@@ -95,8 +95,8 @@ void session_registry_free(struct session_registry *r)
     free(r);
 }
 
-int session_registry_add(struct session_registry *r, pid_t pid, int control_fd,
-                         const char *address, uint64_t created_ms, struct session **ret)
+int session_registry_add(struct session_registry *r, pid_t pid, int control_fd, const char *address,
+                         uint64_t created_ms, struct session **ret)
 {
     if (pid <= 0 || control_fd < 0 || !address || strlen(address) >= SESSION_MAX_ADDRESS)
         return -EINVAL;

@@ -35,15 +35,15 @@ enum session_state {
 };
 
 struct session {
-    uint64_t id;                        /* unique for the broker's lifetime, from 1 */
-    pid_t pid;                          /* vdi-session process; 0 once reaped */
-    int control_fd;                     /* broker's end of the control socket, or -1 */
-    char address[SESSION_MAX_ADDRESS];  /* client address, numeric */
-    char user[SESSION_MAX_USER + 1];    /* set from CHECKING on; "" before */
+    uint64_t id;                       /* unique for the broker's lifetime, from 1 */
+    pid_t pid;                         /* vdi-session process; 0 once reaped */
+    int control_fd;                    /* broker's end of the control socket, or -1 */
+    char address[SESSION_MAX_ADDRESS]; /* client address, numeric */
+    char user[SESSION_MAX_USER + 1];   /* set from CHECKING on; "" before */
     enum session_state state;
-    uint64_t created_ms;                /* monotonic (now_ms) */
-    uint64_t deadline_ms;               /* monotonic; the broker ends the session when it
-                                           passes; 0 = none */
+    uint64_t created_ms;  /* monotonic (now_ms) */
+    uint64_t deadline_ms; /* monotonic; the broker ends the session when it
+                             passes; 0 = none */
 };
 
 const char *session_state_to_string(enum session_state state);
@@ -69,8 +69,8 @@ static inline void session_registry_freep(struct session_registry **r)
 
 /* Adds a record in WAIT_AUTH. Takes ownership of control_fd on success only.
  * Returns 0, -EINVAL (bad pid/fd, address too long), -ENOMEM. */
-int session_registry_add(struct session_registry *r, pid_t pid, int control_fd,
-                         const char *address, uint64_t created_ms, struct session **ret);
+int session_registry_add(struct session_registry *r, pid_t pid, int control_fd, const char *address,
+                         uint64_t created_ms, struct session **ret);
 /* Removes and frees s (closing its control fd). Pointers to s become invalid. */
 void session_registry_remove(struct session_registry *r, struct session *s);
 

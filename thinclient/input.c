@@ -43,8 +43,12 @@ void input_keyboard_key(struct input_keyboard *kb, const SDL_KeyboardEvent *ev, 
     kb->suppress_text = true;
 
     if (extended) {
+        /* The server types by key code; but QEMU also reads the keysym's case to guess
+         * Caps Lock ("lock_key_sync") and toggles it when case and Shift disagree. So a
+         * letter's keysym carries the case that Shift and Caps Lock give it. */
         uint32_t xt = keymap_xt_from_scancode(sc);
-        uint32_t sym = keymap_keysym(key);
+        bool upper = !!(mod & KMOD_SHIFT) != !!(mod & KMOD_CAPS);
+        uint32_t sym = keymap_keysym_case(keymap_keysym(key), upper);
         if (xt != 0 || sym != 0)
             press(kb, sc, sym, xt, sink);
         return;

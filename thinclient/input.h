@@ -7,7 +7,8 @@
  * Two keyboard modes:
  *  - extended (the server acknowledged QEMU extended key events): every key is sent on
  *    KEYDOWN/KEYUP with its XT key code; the server applies its own layout, so the local
- *    layout does not matter. Text input events are ignored.
+ *    layout does not matter. Text input events are ignored. Letters' keysyms follow
+ *    Shift and Caps Lock (QEMU infers Caps Lock from them).
  *  - keysym (plain RFB): keys that do not type text (Return, arrows, modifiers, keypad)
  *    are sent as keysyms at once; keys that type text wait for SDL's TEXTINPUT so that the
  *    keysym is the character the local layout produced (Shift, AltGr, dead keys, input

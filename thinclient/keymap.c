@@ -133,6 +133,19 @@ uint32_t keymap_keysym(SDL_Keycode key)
     return keymap_keysym_from_unicode((uint32_t)key);
 }
 
+uint32_t keymap_keysym_case(uint32_t keysym, bool upper)
+{
+    bool lower_letter = (keysym >= 'a' && keysym <= 'z') ||
+                        (keysym >= 0xe0 && keysym <= 0xfe && keysym != 0xf7);
+    bool upper_letter = (keysym >= 'A' && keysym <= 'Z') ||
+                        (keysym >= 0xc0 && keysym <= 0xde && keysym != 0xd7);
+    if (upper && lower_letter)
+        return keysym - 0x20;
+    if (!upper && upper_letter)
+        return keysym + 0x20;
+    return keysym;
+}
+
 /* PC scancode set 1 by key position. Values >= 0x80 stand for 0xE0-prefixed codes. */
 static const uint8_t xt_codes[SDL_NUM_SCANCODES] = {
     [SDL_SCANCODE_ESCAPE] = 0x01,

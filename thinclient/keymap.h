@@ -25,6 +25,10 @@ uint32_t keymap_keysym(SDL_Keycode key);
  * point (X11 convention). 0 for control characters and invalid code points. */
 uint32_t keymap_keysym_from_unicode(uint32_t codepoint);
 
+/* The keysym of a letter in upper (or lower) case: a-z and the Latin-1 letters; other
+ * keysyms unchanged. */
+uint32_t keymap_keysym_case(uint32_t keysym, bool upper);
+
 /* QEMU XT key code of a scancode, or 0 when the key has none. */
 uint32_t keymap_xt_from_scancode(SDL_Scancode scancode);
 

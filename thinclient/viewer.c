@@ -72,6 +72,7 @@ void viewer_notify(void *userdata)
 static void sink_key(void *userdata, uint32_t keysym, uint32_t xt, bool down)
 {
     struct viewer *w = userdata;
+    log_debug("TMPKEY sym=%x xt=%x down=%d", keysym, xt, down);
     vnc_send_key(w->vnc, keysym, xt, down);
 }
 

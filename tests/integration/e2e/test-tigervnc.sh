@@ -5,7 +5,8 @@
 # in a dialog). Checks: keys typed into the viewer window (xdotool) run in alice's
 # desktop (marker on its serial log), and the viewer's window shows the VM's screen
 # (libvirt's screenshot of vdi-alice is found, pixel for pixel, in a screenshot of the
-# whole X screen).
+# whole X screen). Then the bundled vdi-client (headless, --screenshot) on the same
+# desktop: its picture equals the VM's screen.
 source "$(dirname "$0")/lib.sh"
 e2e_begin tigervnc
 
@@ -74,6 +75,24 @@ import -window root "$T/xscreen.png" 2>>"$T/logs/import.log" &&
 kill "$viewer_pid" 2>/dev/null
 wait "$viewer_pid" 2>/dev/null
 
+# The bundled viewer on the same, now static, desktop: its first complete frame.
+VDI_CLIENT=${VDI_CLIENT:-$VDI_BUILD_DIR/thinclient/vdi-client}
+if [ -x "$VDI_CLIENT" ]; then
+    (umask 077 && password alice >"$T/alice.pw")
+    "$VDI_CLIENT" --ca-file "$CA" --user alice --password-file "$T/alice.pw" --headless \
+        --screenshot "$T/vdi-client.ppm" --screenshot-delay 1000 "127.0.0.1:$PORT" \
+        >"$T/logs/vdi-client.log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && [ -s "$T/vdi-client.ppm" ]; then
+        pass "vdi-client logs in and writes a screenshot"
+    else
+        fail "vdi-client logs in and writes a screenshot" "exit $rc"
+        show_log "$T/logs/vdi-client.log" 20
+    fi
+else
+    fail "vdi-client logs in and writes a screenshot" "$VDI_CLIENT is not built"
+fi
+
 if broker_stop; then pass "broker exits cleanly on SIGTERM"; else
     fail "broker exits cleanly on SIGTERM"; fi
 check_no_sanitizer_reports "$BROKER_LOG"
@@ -87,6 +106,15 @@ if vm_screenshot vdi-alice "$T/vdi-alice.ppm" && [ -f "$T/xscreen.ppm" ]; then
     fi
 else
     fail "the vncviewer window shows vdi-alice's screen" "no screenshot"
+fi
+if [ -s "$T/vdi-client.ppm" ] && [ -s "$T/vdi-alice.ppm" ]; then
+    # vdi-client asks for Tight+JPEG: lossy, so a coarser comparison.
+    out=$(client compare "$T/vdi-alice.ppm" "$T/vdi-client.ppm" --fuzz 96 --tolerance 500)
+    if [ $? -eq 0 ]; then
+        pass "vdi-client's screenshot equals vdi-alice's screen ($(tail -n1 <<<"$out"))"
+    else
+        fail "vdi-client's screenshot equals vdi-alice's screen" "$(tr '\n' ' ' <<<"$out")"
+    fi
 fi
 grep -aiE 'error|fail' "$T/logs/vncviewer.log" | head -n 5
 e2e_end

@@ -24,9 +24,10 @@
  *     connects, sends nothing, prints "closed-after-ms: N" when the server hangs up
  *   vnc-test-client raw-garbage HOST:PORT [--timeout S]
  *     reads the server version, sends garbage, prints "closed-after-ms: N"
- *   vnc-test-client compare A B [--tolerance N] [--find]
- *     prints "differing-pixels: N"; with --find, B is searched inside A (e.g. a viewer's
- *     window in a screenshot of the whole X screen) and "offset: X,Y" is printed
+ *   vnc-test-client compare A B [--tolerance N] [--fuzz N] [--find]
+ *     prints "differing-pixels: N" (pixels where a channel differs by more than the fuzz,
+ *     default 24); with --find, B is searched inside A (e.g. a viewer's window in a
+ *     screenshot of the whole X screen) and "offset: X,Y" is printed
  *
  * Exit codes: 0 ok, 1 usage or local error, 2 connection or protocol failure,
  * 3 authentication failed (credentials sent, server said no), 4 security type refused,
@@ -197,11 +198,14 @@ static bool image_save(const char *path, const struct image *img)
     return fclose(f) == 0 && ok;
 }
 
+/* Per-channel slack: a little for colour conversions; compare --fuzz raises it for
+ * lossy (JPEG) pictures. */
+static int pixel_fuzz = 24;
+
 static bool pixel_differs(const uint8_t *a, const uint8_t *b)
 {
-    /* A little slack for colour conversions (JPEG is not used by these tests). */
     for (int c = 0; c < 3; c++)
-        if (abs((int)a[c] - (int)b[c]) > 24)
+        if (abs((int)a[c] - (int)b[c]) > pixel_fuzz)
             return true;
     return false;
 }
@@ -796,7 +800,7 @@ static int cmd_raw_security(int argc, char **argv)
 static int cmd_compare(int argc, char **argv)
 {
     if (argc < 2)
-        die(EXIT_USAGE, "compare: A B [--tolerance N] [--find]");
+        die(EXIT_USAGE, "compare: A B [--tolerance N] [--fuzz N] [--find]");
     long tol = 0;
     bool find = false;
     for (int i = 2; i < argc; i++) {
@@ -804,6 +808,8 @@ static int cmd_compare(int argc, char **argv)
             tol = atol(argv[++i]);
         else if (!strcmp(argv[i], "--find"))
             find = true;
+        else if (!strcmp(argv[i], "--fuzz") && i + 1 < argc)
+            pixel_fuzz = atoi(argv[++i]);
         else
             die(EXIT_USAGE, "compare: unknown option %s", argv[i]);
     }

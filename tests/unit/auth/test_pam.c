@@ -15,7 +15,10 @@ static int check(const char *service, const char *user, const char *password, ch
                  size_t size)
 {
     struct auth_request req = {
-        .service = service, .user = user, .password = password, .rhost = "192.0.2.7",
+        .service = service,
+        .user = user,
+        .password = password,
+        .rhost = "192.0.2.7",
     };
     return auth_pam_check(&req, detail, size);
 }
@@ -63,7 +66,7 @@ static void test_unknown_user(void **state)
 static void test_bad_requests(void **state)
 {
     (void)state;
-    struct auth_request req = { .service = "vdi", .user = "", .password = "x" };
+    struct auth_request req = {.service = "vdi", .user = "", .password = "x"};
     char detail[AUTH_DETAIL_MAX] = "junk";
 
     assert_int_equal(auth_pam_check(&req, detail, sizeof(detail)), -EINVAL);
@@ -88,10 +91,8 @@ static void test_broken_service(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_right_password),
-        cmocka_unit_test(test_wrong_password),
-        cmocka_unit_test(test_unknown_user),
-        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_right_password), cmocka_unit_test(test_wrong_password),
+        cmocka_unit_test(test_unknown_user),   cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_broken_service),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -105,14 +105,14 @@ static void test_many_and_counts(void **state)
     }
     for (size_t i = 0; i < session_registry_size(r); i++)
         assert_int_not_equal(session_registry_at(r, i)->pid % 3, 0);
-    assert_int_equal(session_registry_size(r), 66);
+    assert_int_equal(session_registry_size(r), 67);
     session_registry_free(r);
 }
 
 static void test_state_machine(void **state)
 {
     (void)state;
-    struct session s = { .state = SESSION_WAIT_AUTH, .control_fd = -1 };
+    struct session s = {.state = SESSION_WAIT_AUTH, .control_fd = -1};
 
     /* no skipping ahead */
     assert_int_equal(session_set_state(&s, SESSION_AUTHENTICATED), -EPERM);
@@ -146,7 +146,7 @@ static void test_state_machine(void **state)
 static void test_user(void **state)
 {
     (void)state;
-    struct session s = { .control_fd = -1 };
+    struct session s = {.control_fd = -1};
     char name[SESSION_MAX_USER + 2];
 
     assert_int_equal(session_set_user(&s, "alice"), 0);

@@ -114,6 +114,19 @@ static void test_xt_codes_unique(void **state)
     }
 }
 
+static void test_keysym_case(void **state)
+{
+    (void)state;
+    assert_int_equal(keymap_keysym_case('a', true), 'A');
+    assert_int_equal(keymap_keysym_case('A', false), 'a');
+    assert_int_equal(keymap_keysym_case('a', false), 'a');
+    assert_int_equal(keymap_keysym_case(0xe4, true), 0xc4);  /* ä -> Ä */
+    assert_int_equal(keymap_keysym_case(0xf7, true), 0xf7);  /* ÷ is no letter */
+    assert_int_equal(keymap_keysym_case(0xd7, false), 0xd7); /* × neither */
+    assert_int_equal(keymap_keysym_case('1', true), '1');
+    assert_int_equal(keymap_keysym_case(0xff0d, true), 0xff0d);
+}
+
 static void test_utf8_next(void **state)
 {
     (void)state;
@@ -284,6 +297,25 @@ static void test_extended_mode(void **state)
     assert_event(&rec, 1, 0xffea, 0xb8, true);
     assert_event(&rec, 2, 0xffea, 0xb8, false);
     assert_event(&rec, 3, 'a', 0x1e, false);
+
+    /* Shift+a is 'A', Caps Lock+a is 'A', Shift with Caps Lock is 'a' (QEMU's Caps Lock
+     * guess must not toggle anything). */
+    rec.n = 0;
+    e = key_event(true, SDL_SCANCODE_A, SDLK_a, KMOD_LSHIFT);
+    input_keyboard_key(&kb, &e, true, &sink);
+    e = key_event(false, SDL_SCANCODE_A, SDLK_a, 0);
+    input_keyboard_key(&kb, &e, true, &sink);
+    e = key_event(true, SDL_SCANCODE_A, SDLK_a, KMOD_CAPS);
+    input_keyboard_key(&kb, &e, true, &sink);
+    e = key_event(false, SDL_SCANCODE_A, SDLK_a, KMOD_CAPS);
+    input_keyboard_key(&kb, &e, true, &sink);
+    e = key_event(true, SDL_SCANCODE_A, SDLK_a, KMOD_CAPS | KMOD_RSHIFT);
+    input_keyboard_key(&kb, &e, true, &sink);
+    assert_int_equal(rec.n, 5);
+    assert_event(&rec, 0, 'A', 0x1e, true);
+    assert_event(&rec, 1, 'A', 0x1e, false); /* released as pressed */
+    assert_event(&rec, 2, 'A', 0x1e, true);
+    assert_event(&rec, 4, 'a', 0x1e, true);
 }
 
 /* A key pressed in keysym mode and released after the switch to extended mode is released
@@ -389,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_unicode_keysyms),
         cmocka_unit_test(test_xt_scancodes),
         cmocka_unit_test(test_xt_codes_unique),
+        cmocka_unit_test(test_keysym_case),
         cmocka_unit_test(test_utf8_next),
         cmocka_unit_test(test_keysym_mode_text),
         cmocka_unit_test(test_keysym_mode_special_and_keypad),

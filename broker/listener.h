@@ -1,0 +1,15 @@
+#pragma once
+/* The client-facing TCP socket of the broker. */
+#include <stddef.h>
+#include <stdint.h>
+
+#define LISTENER_ADDRESS_MAX 64
+
+/* Binds and listens on a numeric address ("::" also takes IPv4) and port (0 = any).
+ * *ret_port receives the bound port. Returns fd (O_CLOEXEC|O_NONBLOCK) or -errno. */
+int listener_open(const char *address, int port, uint16_t *ret_port);
+/* Accepts one connection: fd (O_CLOEXEC|O_NONBLOCK) and the peer's numeric address
+ * (IPv4-mapped IPv6 shown as IPv4). Returns fd, -EAGAIN when none is waiting, -errno. */
+int listener_accept(int listen_fd, char address[LISTENER_ADDRESS_MAX]);
+/* "1.2.3.4:5900" or "[::]:5900". */
+void listener_format(const char *address, uint16_t port, char *buf, size_t size);

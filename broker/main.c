@@ -1,0 +1,336 @@
+/* vdi-broker: configuration, state directory, TLS identity, libvirt, then the loop. */
+#include <errno.h>
+#include <inttypes.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker-config.h"
+#include "broker.h"
+#include "certs.h"
+#include "image.h"
+#include "listener.h"
+#include "log.h"
+#include "broker-spawn.h"
+#include "util.h"
+#include "virt.h"
+
+#ifndef VDI_LIBEXECDIR
+#define VDI_LIBEXECDIR "/usr/libexec/vdi"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: vdi-broker [--config FILE] [--set KEY=VALUE]... [--print-config] [--help]\n"
+            "\n"
+            "The vdi connection broker: accepts VNC clients, checks passwords with PAM and\n"
+            "hands each user their own desktop VM.\n"
+            "\n"
+            "  --config FILE     configuration file (default %s; a missing\n"
+            "                    default file is fine, a missing named file is an error)\n"
+            "  --set KEY=VALUE   override one key after the file (repeatable)\n"
+            "  --print-config    print a documented sample configuration and exit\n"
+            "  --help            show this help and exit\n"
+            "\n"
+            "Keys:\n",
+            BROKER_CONFIG_DEFAULT_FILE);
+    for (size_t i = 0; i < broker_config_table_size; i++)
+        fprintf(f, "  %-24s %s\n", broker_config_table[i].name, broker_config_table[i].doc);
+}
+
+static int make_dir(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) < 0 && errno != EEXIST)
+        return log_error_errno(-errno, "cannot create directory %s", path);
+    /* Existing directories get the mode too: QEMU's user must reach files below the
+     * state directory, nobody else may read the TLS keys. */
+    if (chmod(path, mode) < 0)
+        return log_error_errno(-errno, "cannot set mode %04o on %s", (unsigned)mode, path);
+    return 0;
+}
+
+static int join_path(char **ret, const char *dir, const char *name)
+{
+    if (asprintf(ret, "%s/%s", dir, name) < 0) {
+        *ret = NULL;
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int load_config(int argc, char **argv, struct broker_config *cfg, bool *ret_print)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"print-config", no_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {},
+    };
+    const char *config_file = NULL;
+    struct config_error err = {""};
+    int c, r;
+
+    *ret_print = false;
+    r = broker_config_init(cfg, &err);
+    if (r < 0)
+        return log_error_errno(r, "config table: %s", err.message);
+
+    /* First pass: options, the file; second pass: --set on top of the file. */
+    while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+        switch (c) {
+        case 'c':
+            config_file = optarg;
+            break;
+        case 's':
+            break;
+        case 'p':
+            *ret_print = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        log_error("unexpected argument '%s' (see --help)", argv[optind]);
+        return -EINVAL;
+    }
+    if (*ret_print)
+        return 0;
+
+    r = config_parse_file(broker_config_table, broker_config_table_size, cfg,
+                          config_file ? config_file : BROKER_CONFIG_DEFAULT_FILE, &err);
+    if (r == -ENOENT && !config_file)
+        log_debug("no %s, using defaults", BROKER_CONFIG_DEFAULT_FILE);
+    else if (r == -ENOENT)
+        return log_error_errno(r, "cannot read config file %s", config_file);
+    else if (r == -EINVAL)
+        return log_error_errno(r, "%s", err.message);
+    else if (r < 0)
+        return log_error_errno(r, "cannot read config file %s",
+                               config_file ? config_file : BROKER_CONFIG_DEFAULT_FILE);
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+        char *eq, *key;
+
+        if (c != 's')
+            continue;
+        eq = strchr(optarg, '=');
+        if (!eq) {
+            log_error("--set %s: expected KEY=VALUE", optarg);
+            return -EINVAL;
+        }
+        key = strndup(optarg, (size_t)(eq - optarg));
+        if (!key)
+            return log_error_errno(-ENOMEM, "out of memory");
+        r = config_set(broker_config_table, broker_config_table_size, cfg, key, eq + 1, &err);
+        free(key);
+        if (r < 0)
+            return log_error_errno(r, "--set %s: %s", optarg, err.message);
+    }
+
+    r = broker_config_validate(cfg, &err);
+    if (r < 0)
+        return log_error_errno(r, "invalid configuration: %s", err.message);
+    return 0;
+}
+
+static int run(int argc, char **argv)
+{
+    struct broker_config cfg = {0};
+    struct certs certs = {0};
+    _cleanup_(freep) char *tls_dir = NULL, *disk_dir = NULL, *console_dir = NULL;
+    _cleanup_(freep) char *uri = NULL, *program = NULL;
+    _cleanup_(virt_freep) struct virt *virt = NULL;
+    _cleanup_(closep) int signal_fd = -1;
+    _cleanup_(closep) int listen_fd = -1;
+    struct virt_template tmpl;
+    struct virt_error verr = {""};
+    enum log_level level;
+    enum image_format format;
+    uint64_t disk_size;
+    char error[512] = "", where[LISTENER_ADDRESS_MAX + 16];
+    uint16_t port;
+    sigset_t mask;
+    bool print;
+    int r;
+
+    r = load_config(argc, argv, &cfg, &print);
+    if (r != 0)
+        goto out;
+    if (print) {
+        config_print(broker_config_table, broker_config_table_size, stdout);
+        goto out;
+    }
+    if (log_level_from_string(cfg.log_level, &level) == 0)
+        log_set_level(level);
+
+    r = image_probe(cfg.template_disk, &format, &disk_size);
+    if (r < 0) {
+        log_error_errno(r, "template_disk: %s is not a usable raw or qcow2 image",
+                        cfg.template_disk);
+        goto out;
+    }
+    r = spawn_find_program(cfg.session_program, VDI_LIBEXECDIR "/vdi-session", &program);
+    if (r < 0) {
+        log_error_errno(
+            r, "session_program: vdi-session not found next to vdi-broker nor in " VDI_LIBEXECDIR);
+        goto out;
+    }
+    if (!getpwnam(cfg.session_user)) {
+        r = -ENOENT;
+        log_error("session_user: no such user '%s'", cfg.session_user);
+        goto out;
+    }
+
+    /* State directory layout. */
+    if ((r = make_dir(cfg.state_dir, 0755)) < 0 ||
+        (r = join_path(&tls_dir, cfg.state_dir, "tls")) < 0 ||
+        (r = join_path(&disk_dir, cfg.state_dir, "disks")) < 0 ||
+        (r = join_path(&console_dir, cfg.state_dir, "console")) < 0 ||
+        (r = make_dir(tls_dir, 0700)) < 0 || (r = make_dir(disk_dir, 0755)) < 0 ||
+        (r = make_dir(console_dir, 0755)) < 0)
+        goto out;
+
+    /* TLS identity. */
+    if (cfg.tls_cert[0])
+        r = certs_load(cfg.tls_cert, cfg.tls_key, &certs, error, sizeof(error));
+    else
+        r = certs_ensure(tls_dir, cfg.tls_hostnames, &certs, error, sizeof(error));
+    if (r < 0) {
+        log_error_errno(r, "TLS: %s", error);
+        goto out;
+    }
+    if (certs.generated)
+        log_info("tls generated server certificate %s", certs.cert_file);
+    if (certs.ca_file) {
+        log_info("tls ca=%s cert=%s server_sha256=%s ca_sha256=%s", certs.ca_file, certs.cert_file,
+                 certs.server_sha256, certs.ca_sha256);
+        printf("tls ca=%s cert=%s server_sha256=%s ca_sha256=%s\n", certs.ca_file, certs.cert_file,
+               certs.server_sha256, certs.ca_sha256);
+    } else {
+        log_info("tls cert=%s server_sha256=%s", certs.cert_file, certs.server_sha256);
+        printf("tls cert=%s server_sha256=%s\n", certs.cert_file, certs.server_sha256);
+    }
+    fflush(stdout);
+
+    /* Signals: blocked in every thread (set before any thread starts), read via signalfd. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+        r = log_error_errno(-errno, "sigprocmask failed");
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0) {
+        r = log_error_errno(-errno, "signalfd failed");
+        goto out;
+    }
+
+    /* libvirt. */
+    r = broker_config_libvirt_uri(&cfg, &uri);
+    if (r < 0)
+        goto out;
+    if (!cfg.libvirt_uri[0]) {
+        _cleanup_(freep) char *root = NULL;
+        if ((r = join_path(&root, cfg.state_dir, "libvirt")) < 0)
+            goto out;
+        r = virt_embed_prepare(root, &verr);
+        if (r < 0) {
+            log_error_errno(r, "libvirt: %s", verr.message);
+            goto out;
+        }
+    }
+    r = virt_new(uri, &virt, &verr);
+    if (r < 0) {
+        log_error_errno(r, "libvirt: %s", verr.message);
+        goto out;
+    }
+    r = virt_pool_ensure(virt, disk_dir, &verr);
+    if (r < 0) {
+        log_error_errno(r, "libvirt storage: %s", verr.message);
+        goto out;
+    }
+    log_info("libvirt uri=%s virt_type=%s template=%s format=%s size=%" PRIu64, uri, cfg.virt_type,
+             cfg.template_disk, image_format_to_string(format), disk_size);
+
+    listen_fd = listener_open(cfg.listen_address, cfg.listen_port, &port);
+    if (listen_fd < 0) {
+        r = log_error_errno(listen_fd, "cannot listen on %s port %d", cfg.listen_address,
+                            cfg.listen_port);
+        goto out;
+    }
+    listener_format(cfg.listen_address, port, where, sizeof(where));
+
+    tmpl = (struct virt_template){
+        .virt_type = cfg.virt_type,
+        .disk = cfg.template_disk,
+        .disk_format = format,
+        .disk_size = disk_size,
+        .kernel = cfg.template_kernel,
+        .initrd = cfg.template_initrd,
+        .cmdline = cfg.template_cmdline,
+        .memory_mib = cfg.template_memory_mib,
+        .vcpus = cfg.template_vcpus,
+        .disk_dir = disk_dir,
+        .console_dir = console_dir,
+    };
+    struct spawn_params spawn = {
+        .program = program,
+        .tls_cert = certs.cert_file,
+        .tls_key = certs.key_file,
+        .tls_priority = cfg.tls_priority,
+        .session_user = cfg.session_user,
+        .handshake_timeout_s = cfg.handshake_timeout_s,
+        .login_timeout_s = cfg.login_timeout_s,
+        .log_level = cfg.log_level,
+    };
+    struct broker_context ctx = {
+        .config = &cfg,
+        .spawn = &spawn,
+        .template = &tmpl,
+        .virt = virt,
+        .listen_fd = listen_fd,
+        .signal_fd = signal_fd,
+    };
+
+    log_info("vdi-broker listening on %s session_program=%s", where, program);
+    printf("vdi-broker listening on %s\n", where);
+    fflush(stdout);
+
+    r = broker_run(&ctx);
+    listen_fd = safe_close(listen_fd);
+    if (r == 0)
+        log_info("stopped; desktop VMs keep running");
+out:
+    certs_done(&certs);
+    broker_config_done(&cfg);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    int r;
+
+    log_set_ident("vdi-broker");
+    r = run(argc, argv);
+    if (r == 1) /* --help */
+        return EXIT_SUCCESS;
+    return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

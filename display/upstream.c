@@ -1,0 +1,408 @@
+/*
+ * The proxy's upstream side: libvncclient on the fd to QEMU's VNC server (from
+ * virDomainOpenGraphicsFD with SKIPAUTH, so security type None). One thread, the only
+ * reader and the only writer of that connection (libvncclient's writes are unlocked):
+ * it decodes updates into its own framebuffer, copies changed rectangles into the
+ * downstream screen row by row (same 32 bpp pixel format on both sides) and forwards
+ * the input events that libvncserver's client thread queued.
+ *
+ * libvncclient 0.9.14 workarounds (ENVIRONMENT.md): our own SetEncodings right after the
+ * handshake, without ExtDesktopSize (-308) and LED state (-261), so QEMU announces resizes
+ * with plain DesktopSize; HandleRFBServerMessage is repeated while client->buffered holds
+ * bytes that poll() cannot see; readTimeout on a non-blocking socket bounds a stalled read.
+ */
+#include "proxy-internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rfb/rfbclient.h>
+
+#include "log.h"
+#include "util.h"
+
+#define UPSTREAM_INPUT_BATCH 64
+
+struct upstream {
+    struct proxy *p;
+    rfbClient *client;
+    uint8_t *fb; /* client->frameBuffer; libvncclient never frees it */
+    bool live;   /* copying into the downstream screen */
+    pthread_t thread;
+    bool thread_started;
+    int stop_fd;
+    char error[PROXY_REASON_MAX]; /* set by callbacks before they make libvncclient fail */
+};
+
+static int upstream_tag;
+
+static struct upstream *upstream_of(rfbClient *c)
+{
+    return rfbClientGetClientData(c, &upstream_tag);
+}
+
+/* ServerInit and every DesktopSize: c->width/height are the VM's new size. */
+static rfbBool on_malloc_framebuffer(rfbClient *c)
+{
+    struct upstream *u = upstream_of(c);
+    size_t bytes;
+    int r = proxy_fb_size(c->width, c->height, &bytes);
+    if (r < 0) {
+        snprintf(u->error, sizeof(u->error), "display size %dx%d out of range", c->width,
+                 c->height);
+        return FALSE;
+    }
+    uint8_t *fb = calloc(1, bytes);
+    if (!fb) {
+        snprintf(u->error, sizeof(u->error), "out of memory for %dx%d", c->width, c->height);
+        return FALSE;
+    }
+    free(u->fb);
+    u->fb = fb;
+    c->frameBuffer = fb;
+
+    if (u->live) {
+        pthread_mutex_lock(&u->p->fb_lock);
+        r = proxy_resize_locked(u->p, c->width, c->height);
+        pthread_mutex_unlock(&u->p->fb_lock);
+        if (r < 0) {
+            snprintf(u->error, sizeof(u->error), "cannot resize to %dx%d", c->width, c->height);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static void on_framebuffer_update(rfbClient *c, int x, int y, int w, int h)
+{
+    struct upstream *u = upstream_of(c);
+    struct proxy *p = u->p;
+
+    if (!u->live || x < 0 || y < 0 || w <= 0 || h <= 0 || (long)x + w > c->width ||
+        (long)y + h > c->height)
+        return;
+
+    pthread_mutex_lock(&p->fb_lock);
+    if (p->upstream_live && p->width == c->width && p->height == c->height) {
+        size_t stride = (size_t)c->width * PROXY_BYTES_PER_PIXEL;
+        size_t off = (size_t)y * stride + (size_t)x * PROXY_BYTES_PER_PIXEL;
+        size_t len = (size_t)w * PROXY_BYTES_PER_PIXEL;
+        for (int row = 0; row < h; row++, off += stride)
+            memcpy(p->fb + off, u->fb + off, len);
+        rfbMarkRectAsModified(p->screen, x, y, x + w, y + h);
+    }
+    pthread_mutex_unlock(&p->fb_lock);
+}
+
+/* QEMU's pointer shape (RichCursor): pixels in our format in rcSource, one mask byte per
+ * pixel in rcMask. Handed to the clients that draw the pointer themselves. */
+/* libvncclient 0.9.14 overwrites rcMask without freeing it at the next shape and frees
+ * neither at cleanup; it does not use them after this callback, so we free them here. */
+static void release_shape_buffers(rfbClient *c)
+{
+    free(c->rcSource);
+    free(c->rcMask);
+    c->rcSource = c->rcMask = NULL;
+}
+
+static void on_cursor_shape(rfbClient *c, int xhot, int yhot, int w, int h, int bpp)
+{
+    struct upstream *u = upstream_of(c);
+    if (w <= 0 || h <= 0) {
+        proxy_set_cursor(u->p, NULL);
+        release_shape_buffers(c);
+        return;
+    }
+    if (w > 256 || h > 256 || bpp != PROXY_BYTES_PER_PIXEL || !c->rcSource || !c->rcMask ||
+        xhot < 0 || yhot < 0 || xhot >= w || yhot >= h) {
+        release_shape_buffers(c);
+        return;
+    }
+    size_t row_bytes = ((size_t)w + 7) / 8;
+    rfbCursorPtr cur = calloc(1, sizeof(*cur));
+    if (!cur) {
+        release_shape_buffers(c);
+        return;
+    }
+    cur->richSource = malloc((size_t)w * (size_t)h * PROXY_BYTES_PER_PIXEL);
+    cur->mask = calloc(row_bytes, (size_t)h);
+    if (!cur->richSource || !cur->mask) {
+        free(cur->richSource);
+        free(cur->mask);
+        free(cur);
+        release_shape_buffers(c);
+        return;
+    }
+    memcpy(cur->richSource, c->rcSource, (size_t)w * (size_t)h * PROXY_BYTES_PER_PIXEL);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (c->rcMask[(size_t)y * (size_t)w + (size_t)x])
+                cur->mask[(size_t)y * row_bytes + (size_t)x / 8] |= (uint8_t)(0x80 >> (x % 8));
+    cur->width = (unsigned short)w;
+    cur->height = (unsigned short)h;
+    cur->xhot = (unsigned short)xhot;
+    cur->yhot = (unsigned short)yhot;
+    cur->cleanup = cur->cleanupRichSource = cur->cleanupMask = cur->cleanupSource = TRUE;
+    proxy_set_cursor(u->p, cur);
+    release_shape_buffers(c);
+}
+
+static void on_bell(rfbClient *c)
+{
+    rfbSendBell(upstream_of(c)->p->screen);
+}
+
+/* SetEncodings that QEMU should use from now on. Raw: QEMU's display fd is local (libvirt
+ * passes it on this host), where raw costs least CPU on both sides; the client-facing
+ * encoding is chosen by libvncserver per client. */
+static int send_encodings(rfbClient *c)
+{
+    static const int32_t encodings[] = {
+        rfbEncodingRaw,
+        rfbEncodingCopyRect,
+        (int32_t)rfbEncodingNewFBSize,             /* DesktopSize, -223 */
+        (int32_t)rfbEncodingLastRect,              /* -224 */
+        (int32_t)rfbEncodingQemuExtendedKeyEvent,  /* -258 */
+        (int32_t)rfbEncodingRichCursor,            /* -239: pointer shape, forwarded */
+    };
+    uint8_t msg[4 + sizeof(encodings)];
+    uint16_t n = htons((uint16_t)ARRAY_SIZE(encodings));
+    msg[0] = rfbSetEncodings;
+    msg[1] = 0;
+    memcpy(msg + 2, &n, 2);
+    for (size_t i = 0; i < ARRAY_SIZE(encodings); i++) {
+        uint32_t e = htonl((uint32_t)encodings[i]);
+        memcpy(msg + 4 + 4 * i, &e, 4);
+    }
+    return WriteToRFBServer(c, (char *)msg, (int)sizeof(msg)) ? 0 : -EIO;
+}
+
+static bool send_input(struct upstream *u, const struct proxy_input *ev)
+{
+    rfbClient *c = u->client;
+    switch (ev->type) {
+    case PROXY_INPUT_EXT_KEY:
+        /* Needs QEMU's acknowledgement of -258 (SupportsClient2Server(rfbQemuEvent)). */
+        if (SupportsClient2Server(c, rfbQemuEvent))
+            return SendExtendedKeyEvent(c, ev->keysym, ev->keycode, ev->down);
+        return ev->keysym == 0 || SendKeyEvent(c, ev->keysym, ev->down);
+    case PROXY_INPUT_KEY:
+        return SendKeyEvent(c, ev->keysym, ev->down);
+    case PROXY_INPUT_POINTER: {
+        int x = ev->x < c->width ? ev->x : c->width - 1;
+        int y = ev->y < c->height ? ev->y : c->height - 1;
+        return SendPointerEvent(c, x, y, ev->buttons);
+    }
+    }
+    return true;
+}
+
+/* The VM's display is gone or broke the protocol: show it and end the proxy. */
+static void upstream_fail(struct upstream *u, const char *reason)
+{
+    struct proxy *p = u->p;
+    u->live = false;
+    proxy_input_queue_set_accepting(&p->input, false);
+    pthread_mutex_lock(&p->fb_lock);
+    p->upstream_live = false;
+    free(p->status_text);
+    p->status_text = strdup("The connection to your desktop was lost.");
+    proxy_draw_status_locked(p);
+    pthread_mutex_unlock(&p->fb_lock);
+    proxy_end(p, "VM display: %s", reason);
+}
+
+static void *upstream_thread(void *arg)
+{
+    struct upstream *u = arg;
+    rfbClient *c = u->client;
+    struct proxy_input batch[UPSTREAM_INPUT_BATCH];
+
+    pthread_setname_np(pthread_self(), "vdi-upstream");
+    for (;;) {
+        struct pollfd fds[3] = {
+            {.fd = c->sock, .events = POLLIN},
+            {.fd = u->p->input.fd, .events = POLLIN},
+            {.fd = u->stop_fd, .events = POLLIN},
+        };
+        if (poll(fds, ARRAY_SIZE(fds), -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            upstream_fail(u, "poll failed");
+            return NULL;
+        }
+        if (fds[2].revents)
+            return NULL;
+
+        if (fds[1].revents) {
+            size_t n;
+            while ((n = proxy_input_queue_pop(&u->p->input, batch, ARRAY_SIZE(batch))) > 0)
+                for (size_t i = 0; i < n; i++)
+                    if (!send_input(u, &batch[i])) {
+                        upstream_fail(u, "write failed");
+                        return NULL;
+                    }
+        }
+
+        if (fds[0].revents) {
+            if (c->buffered == 0) {
+                char b;
+                ssize_t k = recv(c->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+                if (k == 0) {
+                    upstream_fail(u, "connection closed");
+                    return NULL;
+                }
+                if (k < 0 && errno != EAGAIN && errno != EINTR) {
+                    char msg[128];
+                    snprintf(msg, sizeof(msg), "read failed: %s", strerror(errno));
+                    upstream_fail(u, msg);
+                    return NULL;
+                }
+                if (k < 0)
+                    continue;
+            }
+            do {
+                if (!HandleRFBServerMessage(c)) {
+                    upstream_fail(u, u->error[0] ? u->error : "protocol error or timeout");
+                    return NULL;
+                }
+            } while (c->buffered > 0);
+        }
+    }
+}
+
+void upstream_global_init(void)
+{
+    rfbClientLog = proxy_rfb_log;
+    rfbClientErr = proxy_rfb_log;
+}
+
+int upstream_start(struct proxy *p, int fd, struct upstream **ret)
+{
+    int r;
+    if (fd < 0)
+        return -EBADF;
+    if (fd >= FD_SETSIZE) { /* libvncclient select()s on it */
+        safe_close(fd);
+        return -EMFILE;
+    }
+    r = fd_set_nonblock(fd, true); /* so that readTimeout applies to partial messages */
+    if (r < 0) {
+        safe_close(fd);
+        return r;
+    }
+
+    struct upstream *u = calloc(1, sizeof(*u));
+    if (!u) {
+        safe_close(fd);
+        return -ENOMEM;
+    }
+    u->p = p;
+    u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    rfbClient *c = rfbGetClient(8, 3, PROXY_BYTES_PER_PIXEL);
+    if (u->stop_fd < 0 || !c) {
+        safe_close(fd);
+        safe_close(u->stop_fd);
+        free(u);
+        if (c)
+            rfbClientCleanup(c);
+        return -ENOMEM;
+    }
+
+    /* The VM's pixels must land in the downstream format unchanged (memcpy per row). */
+    const rfbPixelFormat *sf = &p->screen->serverFormat;
+    c->format.bitsPerPixel = sf->bitsPerPixel;
+    c->format.bigEndian = sf->bigEndian;
+    c->format.trueColour = TRUE;
+    c->format.redMax = sf->redMax;
+    c->format.greenMax = sf->greenMax;
+    c->format.blueMax = sf->blueMax;
+    c->format.redShift = sf->redShift;
+    c->format.greenShift = sf->greenShift;
+    c->format.blueShift = sf->blueShift;
+
+    c->sock = fd; /* libvncclient owns it now: rfbClientCleanup closes it */
+    c->listenSpecified = TRUE;
+    c->appData.shareDesktop = TRUE;
+    c->appData.encodingsString = "raw copyrect"; /* lossless from the first update on */
+    c->appData.enableJPEG = FALSE;
+    c->appData.useRemoteCursor = FALSE;
+    c->canHandleNewFBSize = TRUE;
+    c->readTimeout = PROXY_UPSTREAM_READ_TIMEOUT_S;
+    c->MallocFrameBuffer = on_malloc_framebuffer;
+    c->GotFrameBufferUpdate = on_framebuffer_update;
+    c->Bell = on_bell;
+    c->GotCursorShape = on_cursor_shape;
+    rfbClientSetClientData(c, &upstream_tag, u);
+
+    if (!rfbInitClient(c, NULL, NULL)) { /* frees c and closes fd on failure */
+        r = startswith(u->error, "display size") ? -E2BIG : -EPROTO;
+        log_debug("proxy: upstream handshake failed: %s", u->error[0] ? u->error : "protocol");
+        free(u->fb);
+        safe_close(u->stop_fd);
+        free(u);
+        return r;
+    }
+    u->client = c;
+
+    r = send_encodings(c);
+    if (r < 0) {
+        upstream_free(u);
+        return -EPROTO;
+    }
+
+    pthread_mutex_lock(&p->fb_lock);
+    r = proxy_resize_locked(p, c->width, c->height);
+    if (r >= 0) {
+        u->live = true;
+        p->upstream_live = true;
+    }
+    pthread_mutex_unlock(&p->fb_lock);
+    if (r < 0) {
+        upstream_free(u);
+        return r;
+    }
+
+    proxy_input_queue_set_accepting(&p->input, true);
+    r = pthread_create(&u->thread, NULL, upstream_thread, u);
+    if (r != 0) {
+        upstream_fail(u, "cannot start thread");
+        upstream_free(u);
+        return -r;
+    }
+    u->thread_started = true;
+    log_debug("proxy: upstream attached, display %dx%d name='%s'", c->width, c->height,
+              c->desktopName ? c->desktopName : "");
+    *ret = u;
+    return 0;
+}
+
+void upstream_free(struct upstream *u)
+{
+    if (!u)
+        return;
+    if (u->thread_started) {
+        uint64_t one = 1;
+        (void)!write(u->stop_fd, &one, sizeof(one));
+        /* Also wakes it inside HandleRFBServerMessage/WriteToRFBServer (which can wait for
+         * up to readTimeout, or for ever on a write to a VM display that stopped reading). */
+        shutdown(u->client->sock, SHUT_RDWR);
+        pthread_join(u->thread, NULL);
+    }
+    if (u->client) {
+        u->client->frameBuffer = NULL;
+        release_shape_buffers(u->client);
+        rfbClientCleanup(u->client);
+    }
+    free(u->fb);
+    safe_close(u->stop_fd);
+    free(u);
+}

@@ -1,0 +1,976 @@
+/*
+ * Integration test of the RFB proxy (display/proxy.h) with real components: a real QEMU
+ * (TCG, no disk, no network; SeaBIOS shows its boot-failure text screen) with its VNC
+ * server on a unix socket, libvncserver inside the proxy, and libvncclient as the user's
+ * client.
+ *
+ * The proxy's client_fd speaks RFB from ClientInit on (the real handshake is vdi-session's
+ * job), so the test puts a tiny relay in front of it that plays the pre-auth part for
+ * libvncclient: "RFB 003.008", security list [None], SecurityResult OK, then copies bytes
+ * both ways, like vdi-session's TLS relay does.
+ *
+ * What is checked:
+ *  - before a VM is attached, the client sees the status screen at the configured size,
+ *    background in the corner and text pixels in the middle;
+ *  - after proxy_attach_upstream(), a DesktopSize to QEMU's size and a picture equal to
+ *    QEMU's own screendump (QMP), for Raw, Hextile, ZRLE, Tight and Tight+JPEG each asked
+ *    alone by the client (JPEG with a colour tolerance);
+ *  - key events (plain and QEMU extended) reach QEMU's PS/2 keyboard (QEMU trace log);
+ *  - an upstream that answers the handshake and then sends garbage ends the proxy with a
+ *    reason and the status screen; one that sends garbage or an absurd size during the
+ *    handshake makes proxy_attach_upstream fail; neither crashes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <rfb/keysym.h>
+#include <rfb/rfbclient.h>
+
+#include "log.h"
+#include "proxy.h"
+#include "util.h"
+
+#define STATUS_W 800
+#define STATUS_H 600
+
+/* ---------------------------------------------------------------- QEMU */
+
+static struct {
+    char dir[64];
+    char vnc[128], qmp[128], trace[128], log[128], shot[128];
+    pid_t pid;
+    int qmp_fd;
+} qemu = {.pid = -1, .qmp_fd = -1};
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+/* Reads one line of QMP (JSON objects end with "\r\n"). */
+static int qmp_read_line(char *buf, size_t size)
+{
+    size_t n = 0;
+    uint64_t deadline = now_ms() + 10000;
+    while (n + 1 < size) {
+        int r = fd_read_full(qemu.qmp_fd, buf + n, 1, deadline);
+        if (r < 0)
+            return r;
+        if (buf[n++] == '\n')
+            break;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Sends a command and waits for its "return" (skipping asynchronous events). */
+static int qmp_command(const char *json)
+{
+    char line[4096];
+    int r = fd_write_full(qemu.qmp_fd, json, strlen(json), now_ms() + 5000);
+    if (r < 0)
+        return r;
+    for (;;) {
+        r = qmp_read_line(line, sizeof(line));
+        if (r < 0)
+            return r;
+        if (strstr(line, "\"return\""))
+            return 0;
+        if (strstr(line, "\"error\""))
+            return -EIO;
+    }
+}
+
+struct image {
+    int w, h;
+    uint8_t *rgb;
+};
+
+static int qemu_screendump(struct image *img)
+{
+    char cmd[256];
+    unlink(qemu.shot);
+    snprintf(cmd, sizeof(cmd),
+             "{\"execute\":\"screendump\",\"arguments\":{\"filename\":\"%s\"}}\n", qemu.shot);
+    int r = qmp_command(cmd);
+    if (r < 0)
+        return r;
+    FILE *f = fopen(qemu.shot, "re");
+    if (!f)
+        return -errno;
+    int maxval = 0;
+    r = -EINVAL;
+    if (fscanf(f, "P6 %d %d %d", &img->w, &img->h, &maxval) == 3 && maxval == 255 &&
+        fgetc(f) != EOF && img->w > 0 && img->h > 0 && img->w <= 8192 && img->h <= 8192) {
+        size_t n = (size_t)img->w * (size_t)img->h * 3;
+        img->rgb = malloc(n);
+        if (img->rgb && fread(img->rgb, 1, n, f) == n)
+            r = 0;
+    }
+    fclose(f);
+    if (r < 0) {
+        free(img->rgb);
+        img->rgb = NULL;
+    }
+    return r;
+}
+
+static int count_trace_key_events(void)
+{
+    FILE *f = fopen(qemu.trace, "re");
+    if (!f)
+        return 0;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, "ps2_keyboard_event"))
+            n++;
+    fclose(f);
+    return n;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    strcpy(qemu.dir, "/tmp/vdi-proxy-test-XXXXXX");
+    if (!mkdtemp(qemu.dir))
+        return -1;
+    snprintf(qemu.vnc, sizeof(qemu.vnc), "%s/vnc.sock", qemu.dir);
+    snprintf(qemu.qmp, sizeof(qemu.qmp), "%s/qmp.sock", qemu.dir);
+    snprintf(qemu.trace, sizeof(qemu.trace), "%s/trace.log", qemu.dir);
+    snprintf(qemu.log, sizeof(qemu.log), "%s/qemu.log", qemu.dir);
+    snprintf(qemu.shot, sizeof(qemu.shot), "%s/shot.ppm", qemu.dir);
+
+    char vnc_arg[160], qmp_arg[200], trace_arg[200];
+    snprintf(vnc_arg, sizeof(vnc_arg), "unix:%s", qemu.vnc);
+    snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", qemu.qmp);
+    snprintf(trace_arg, sizeof(trace_arg), "enable=ps2_keyboard_event,file=%s", qemu.trace);
+
+    qemu.pid = fork();
+    if (qemu.pid < 0)
+        return -1;
+    if (qemu.pid == 0) {
+        int fd = open(qemu.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(QEMU_BINARY, QEMU_BINARY, "-machine", "pc,accel=tcg", "-nodefaults", "-nic",
+              "none", "-vga", "std", "-display", "none", "-vnc", vnc_arg, "-qmp", qmp_arg, "-m",
+              "64", "-trace", trace_arg, (char *)NULL);
+        _exit(127);
+    }
+
+    uint64_t deadline = now_ms() + 15000;
+    while (now_ms() < deadline) {
+        if (access(qemu.vnc, F_OK) == 0 && (qemu.qmp_fd = connect_unix(qemu.qmp)) >= 0)
+            break;
+        usleep(50 * 1000);
+    }
+    if (qemu.qmp_fd < 0) {
+        fprintf(stderr, "QEMU did not come up, see %s\n", qemu.log);
+        return -1;
+    }
+    char line[4096];
+    if (qmp_read_line(line, sizeof(line)) < 0 ||
+        qmp_command("{\"execute\":\"qmp_capabilities\"}\n") < 0)
+        return -1;
+
+    /* Wait for SeaBIOS's text screen (720x400) rather than the early graphics mode. */
+    deadline = now_ms() + 15000;
+    while (now_ms() < deadline) {
+        struct image img = {0};
+        if (qemu_screendump(&img) == 0) {
+            bool text_mode = img.w == 720 && img.h == 400;
+            free(img.rgb);
+            if (text_mode)
+                return 0;
+        }
+        usleep(100 * 1000);
+    }
+    fprintf(stderr, "QEMU never reached its 720x400 text screen\n");
+    return -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    qemu.qmp_fd = safe_close(qemu.qmp_fd);
+    if (qemu.pid > 0) {
+        kill(qemu.pid, SIGTERM);
+        waitpid(qemu.pid, NULL, 0);
+    }
+    unlink(qemu.vnc);
+    unlink(qemu.qmp);
+    unlink(qemu.trace);
+    unlink(qemu.log);
+    unlink(qemu.shot);
+    rmdir(qemu.dir);
+    return 0;
+}
+
+/* ------------------------------------------- relay + libvncclient "user" */
+
+struct relay {
+    int outer;    /* libvncclient's view: full RFB 3.8 with security None */
+    int proxy_fd; /* the proxy's client_fd: RFB from ClientInit on */
+    int stop_fd;
+    pthread_t thread;
+};
+
+static int relay_preamble(int fd)
+{
+    uint64_t deadline = now_ms() + 5000;
+    char version[12];
+    uint8_t types[2] = {1, 1}, choice = 0;
+    uint32_t ok = 0;
+    if (fd_write_full(fd, "RFB 003.008\n", 12, deadline) < 0 ||
+        fd_read_full(fd, version, sizeof(version), deadline) < 0 ||
+        fd_write_full(fd, types, sizeof(types), deadline) < 0 ||
+        fd_read_full(fd, &choice, 1, deadline) < 0 || choice != 1 ||
+        fd_write_full(fd, &ok, sizeof(ok), deadline) < 0)
+        return -EPROTO;
+    return 0;
+}
+
+static bool copy_once(int from, int to)
+{
+    char buf[65536];
+    ssize_t n = read(from, buf, sizeof(buf));
+    if (n <= 0)
+        return false;
+    return fd_write_full(to, buf, (size_t)n, now_ms() + 10000) == 0;
+}
+
+static void *relay_thread(void *arg)
+{
+    struct relay *r = arg;
+    if (relay_preamble(r->outer) < 0)
+        goto out;
+    for (;;) {
+        struct pollfd fds[3] = {{.fd = r->outer, .events = POLLIN},
+                                {.fd = r->proxy_fd, .events = POLLIN},
+                                {.fd = r->stop_fd, .events = POLLIN}};
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (fds[2].revents)
+            break;
+        if (fds[0].revents && !copy_once(r->outer, r->proxy_fd))
+            break;
+        if (fds[1].revents && !copy_once(r->proxy_fd, r->outer))
+            break;
+    }
+out:
+    shutdown(r->outer, SHUT_RDWR);
+    shutdown(r->proxy_fd, SHUT_RDWR);
+    return NULL;
+}
+
+struct user {
+    struct relay relay;
+    rfbClient *c;
+    int updates;
+    int cursor_w, cursor_h; /* last pointer shape received */
+};
+
+static int user_tag;
+
+static void on_finished(rfbClient *c)
+{
+    struct user *u = rfbClientGetClientData(c, &user_tag);
+    u->updates++;
+}
+
+static void on_cursor_shape(rfbClient *c, int xhot, int yhot, int w, int h, int bpp)
+{
+    (void)xhot, (void)yhot, (void)bpp;
+    struct user *u = rfbClientGetClientData(c, &user_tag);
+    u->cursor_w = w;
+    u->cursor_h = h;
+    /* libvncclient 0.9.14 leaks the previous mask at the next shape: free them here. */
+    free(c->rcSource);
+    free(c->rcMask);
+    c->rcSource = c->rcMask = NULL;
+}
+
+static void user_start(struct user *u, int proxy_fd, const char *encodings, bool jpeg)
+{
+    int sv[2];
+    memset(u, 0, sizeof(*u));
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    u->relay.outer = sv[0];
+    u->relay.proxy_fd = proxy_fd;
+    u->relay.stop_fd = eventfd(0, EFD_CLOEXEC);
+    assert_true(u->relay.stop_fd >= 0);
+    assert_int_equal(pthread_create(&u->relay.thread, NULL, relay_thread, &u->relay), 0);
+
+    rfbClient *c = rfbGetClient(8, 3, 4);
+    assert_non_null(c);
+    c->sock = sv[1];
+    c->listenSpecified = TRUE;
+    c->appData.encodingsString = encodings;
+    c->appData.enableJPEG = jpeg;
+    c->appData.qualityLevel = jpeg ? 6 : -1;
+    c->appData.compressLevel = 6;
+    c->appData.useRemoteCursor = TRUE; /* the client draws the pointer (RichCursor) */
+    c->GotCursorShape = on_cursor_shape;
+    c->canHandleNewFBSize = TRUE;
+    c->readTimeout = 10;
+    c->FinishedFrameBufferUpdate = on_finished;
+    rfbClientSetClientData(c, &user_tag, u);
+    assert_true(rfbInitClient(c, NULL, NULL));
+    u->c = c;
+}
+
+static void user_stop(struct user *u)
+{
+    if (u->c) {
+        free(u->c->frameBuffer);
+        u->c->frameBuffer = NULL;
+        free(u->c->rcSource); /* libvncclient 0.9.14's cleanup forgets these */
+        free(u->c->rcMask);
+        u->c->rcSource = u->c->rcMask = NULL;
+        rfbClientCleanup(u->c); /* closes its socket */
+        u->c = NULL;
+    }
+    uint64_t one = 1;
+    (void)!write(u->relay.stop_fd, &one, sizeof(one));
+    pthread_join(u->relay.thread, NULL);
+    safe_close(u->relay.outer);
+    safe_close(u->relay.stop_fd);
+}
+
+/* Processes server messages for up to ms; returns false when the connection failed. */
+static bool user_pump(struct user *u, int ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+    while (now_ms() < deadline) {
+        int n = WaitForMessage(u->c, 20000);
+        if (n < 0)
+            return false;
+        if (n == 0 && u->c->buffered == 0)
+            continue;
+        do {
+            if (!HandleRFBServerMessage(u->c))
+                return false;
+        } while (u->c->buffered > 0);
+    }
+    return true;
+}
+
+static uint32_t px_rgb(const rfbClient *c, int x, int y)
+{
+    const uint8_t *p = c->frameBuffer + ((size_t)y * (size_t)c->width + (size_t)x) * 4;
+    return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+}
+
+static int channel_diff(uint32_t a, uint32_t b)
+{
+    int m = 0;
+    for (int s = 0; s < 24; s += 8) {
+        int d = abs((int)((a >> s) & 0xff) - (int)((b >> s) & 0xff));
+        if (d > m)
+            m = d;
+    }
+    return m;
+}
+
+/* With VDI_TEST_DUMP=DIR set, saves the client's picture as DIR/name.ppm for a look. */
+static void dump_client(const rfbClient *c, const char *name)
+{
+    const char *dir = getenv("VDI_TEST_DUMP");
+    if (!dir)
+        return;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s.ppm", dir, name);
+    FILE *f = fopen(path, "we");
+    if (!f)
+        return;
+    fprintf(f, "P6\n%d %d\n255\n", c->width, c->height);
+    for (int y = 0; y < c->height; y++)
+        for (int x = 0; x < c->width; x++) {
+            uint32_t v = px_rgb(c, x, y);
+            fputc((int)(v >> 16), f);
+            fputc((int)(v >> 8) & 0xff, f);
+            fputc((int)v & 0xff, f);
+        }
+    fclose(f);
+}
+
+/* Waits for the status screen: the configured size, one colour in the corner and text
+ * (pixels of another colour) in the middle third. */
+static void expect_status_screen(struct user *u, int tolerance)
+{
+    uint64_t deadline = now_ms() + 10000;
+    long text_pixels = 0;
+    while (now_ms() < deadline) {
+        assert_true(user_pump(u, 100));
+        if (u->updates == 0 || u->c->width != STATUS_W || u->c->height != STATUS_H)
+            continue;
+        uint32_t bg = px_rgb(u->c, 2, 2);
+        text_pixels = 0;
+        for (int y = STATUS_H / 3; y < 2 * STATUS_H / 3; y++)
+            for (int x = 0; x < STATUS_W; x++)
+                if (channel_diff(px_rgb(u->c, x, y), bg) > tolerance)
+                    text_pixels++;
+        if (text_pixels > 200)
+            break;
+    }
+    dump_client(u->c, "status");
+    assert_int_equal(u->c->width, STATUS_W);
+    assert_int_equal(u->c->height, STATUS_H);
+    assert_true(text_pixels > 200);
+}
+
+/* Fraction (per mille) of pixels whose colour differs by more than tolerance. */
+static long diff_per_mille(const rfbClient *c, const struct image *img, int tolerance)
+{
+    long bad = 0;
+    for (int y = 0; y < img->h; y++)
+        for (int x = 0; x < img->w; x++) {
+            const uint8_t *q = img->rgb + ((size_t)y * (size_t)img->w + (size_t)x) * 3;
+            uint32_t want = (uint32_t)q[0] << 16 | (uint32_t)q[1] << 8 | q[2];
+            if (channel_diff(px_rgb(c, x, y), want) > tolerance)
+                bad++;
+        }
+    return bad * 1000 / ((long)img->w * img->h);
+}
+
+/* Waits until the client shows what QEMU shows (a blinking text cursor may differ). */
+static void expect_matches_qemu(struct user *u, int tolerance)
+{
+    uint64_t deadline = now_ms() + 15000;
+    long per_mille = 1000;
+    int w = 0, h = 0;
+    while (now_ms() < deadline) {
+        assert_true(user_pump(u, 300));
+        struct image img = {0};
+        assert_int_equal(qemu_screendump(&img), 0);
+        w = img.w;
+        h = img.h;
+        if (u->c->width == img.w && u->c->height == img.h)
+            per_mille = diff_per_mille(u->c, &img, tolerance);
+        free(img.rgb);
+        if (per_mille <= 5)
+            break;
+    }
+    if (per_mille > 5)
+        fprintf(stderr, "client %dx%d vs QEMU %dx%d, %ld per mille differ\n", u->c->width,
+                u->c->height, w, h, per_mille);
+    dump_client(u->c, "vm");
+    assert_int_equal(u->c->width, w);
+    assert_int_equal(u->c->height, h);
+    assert_true(per_mille <= 5);
+}
+
+static struct proxy *new_proxy(int *client_fd)
+{
+    struct proxy_options opts = {.width = STATUS_W,
+                                 .height = STATUS_H,
+                                 .desktop_name = "test desktop",
+                                 .client_write_timeout_ms = 5000};
+    struct proxy *p = NULL;
+    assert_int_equal(proxy_new(&opts, &p, client_fd), 0);
+    assert_non_null(p);
+    assert_true(*client_fd >= 0);
+    assert_int_equal(proxy_show_status(p, "Starting your desktop..."), 0);
+    return p;
+}
+
+static bool event_fd_fired(struct proxy *p, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = proxy_event_fd(p), .events = POLLIN};
+    return poll(&pfd, 1, timeout_ms) == 1;
+}
+
+/* One user session: status screen, attach QEMU, picture equals QEMU's. */
+static void run_session(const char *encodings, bool jpeg, int tolerance, bool check_keys)
+{
+    int client_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, encodings, jpeg);
+    assert_string_equal(u.c->desktopName, "test desktop");
+
+    expect_status_screen(&u, tolerance);
+    assert_false(event_fd_fired(p, 0));
+    /* The proxy's own arrow until the VM sends a shape; never drawn into the picture. */
+    assert_int_equal(u.cursor_w, 12);
+    assert_int_equal(u.cursor_h, 17);
+
+    int vnc = connect_unix(qemu.vnc);
+    assert_true(vnc >= 0);
+    assert_int_equal(proxy_attach_upstream(p, vnc), 0);
+    assert_int_equal(proxy_show_status(p, "hidden"), -EBUSY);
+    expect_matches_qemu(&u, tolerance);
+
+    if (check_keys) {
+        fprintf(stderr, "pointer shape after attach: %dx%d\n", u.cursor_w, u.cursor_h);
+        int before = count_trace_key_events();
+        assert_true(SendKeyEvent(u.c, XK_a, TRUE));
+        assert_true(SendKeyEvent(u.c, XK_a, FALSE));
+        uint64_t deadline = now_ms() + 5000;
+        while (count_trace_key_events() < before + 2 && now_ms() < deadline)
+            assert_true(user_pump(&u, 50));
+        assert_true(count_trace_key_events() >= before + 2);
+
+        /* QEMU extended key events: libvncclient 0.9.14 does not ask for -258 itself, so
+         * ask (keeping Raw); the proxy must acknowledge with a -258 pseudo-rectangle. */
+        static const uint8_t set_encodings[] = {
+            2, 0, 0, 3,             /* SetEncodings, 3 encodings */
+            0, 0, 0, 0,             /* Raw */
+            0xff, 0xff, 0xff, 0x21, /* DesktopSize -223 */
+            0xff, 0xff, 0xfe, 0xfe, /* QEMU extended key event -258 */
+        };
+        assert_true(WriteToRFBServer(u.c, (char *)set_encodings, sizeof(set_encodings)));
+        deadline = now_ms() + 5000;
+        while (!SupportsClient2Server(u.c, rfbQemuEvent) && now_ms() < deadline)
+            assert_true(user_pump(&u, 50));
+        assert_true(SupportsClient2Server(u.c, rfbQemuEvent));
+        before = count_trace_key_events();
+        assert_true(SendExtendedKeyEvent(u.c, XK_b, 0x30, TRUE));
+        assert_true(SendExtendedKeyEvent(u.c, XK_b, 0x30, FALSE));
+        deadline = now_ms() + 5000;
+        while (count_trace_key_events() < before + 2 && now_ms() < deadline)
+            assert_true(user_pump(&u, 50));
+        assert_true(count_trace_key_events() >= before + 2);
+
+        assert_true(SendPointerEvent(u.c, 10, 10, 0));
+        assert_true(user_pump(&u, 100));
+    }
+
+    assert_false(event_fd_fired(p, 0));
+    assert_null(proxy_end_reason(p));
+
+    /* The user leaves: the proxy notices and says why. */
+    user_stop(&u);
+    assert_true(event_fd_fired(p, 5000));
+    assert_non_null(proxy_end_reason(p));
+    assert_string_equal(proxy_end_reason(p), "client disconnected");
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+static void test_raw_and_keys(void **state)
+{
+    (void)state;
+    run_session("raw", false, 0, true);
+}
+
+static void test_hextile(void **state)
+{
+    (void)state;
+    run_session("hextile", false, 0, false);
+}
+
+static void test_zrle(void **state)
+{
+    (void)state;
+    run_session("zrle", false, 0, false);
+}
+
+static void test_tight(void **state)
+{
+    (void)state;
+    run_session("tight", false, 0, false);
+}
+
+static void test_tight_jpeg(void **state)
+{
+    (void)state;
+    /* Lossy: compare colours with a tolerance. */
+    run_session("tight", true, 64, false);
+}
+
+/* ------------------------------------------------------ broken upstreams */
+
+/* A smooth colour gradient: JPEG keeps it close, lossless encodings keep it exact. */
+static uint32_t gradient_rgb(int x, int y, int w, int h)
+{
+    uint32_t r = (uint32_t)(x * 255 / (w - 1));
+    uint32_t g = (uint32_t)(y * 255 / (h - 1));
+    uint32_t b = (uint32_t)((x + y) * 255 / (w + h - 2));
+    return r << 16 | g << 8 | b;
+}
+
+struct fake_vm {
+    int fd;
+    int width, height;
+    bool garbage_in_handshake;
+    bool picture; /* serve a colour gradient instead of breaking the protocol */
+    pthread_t thread;
+};
+
+static void *fake_vm_thread(void *arg)
+{
+    struct fake_vm *f = arg;
+    uint64_t deadline = now_ms() + 10000;
+    char buf[4096];
+
+    if (f->garbage_in_handshake) {
+        static const char junk[] = "HTTP/1.1 400 Bad Request\r\n\r\n\xff\xfe\x00garbage";
+        (void)fd_write_full(f->fd, junk, sizeof(junk), deadline);
+        return NULL;
+    }
+
+    uint8_t sec[2] = {1, 1}, choice, shared;
+    uint32_t ok = 0;
+    if (fd_write_full(f->fd, "RFB 003.008\n", 12, deadline) < 0 ||
+        fd_read_full(f->fd, buf, 12, deadline) < 0 ||
+        fd_write_full(f->fd, sec, sizeof(sec), deadline) < 0 ||
+        fd_read_full(f->fd, &choice, 1, deadline) < 0 ||
+        fd_write_full(f->fd, &ok, sizeof(ok), deadline) < 0 ||
+        fd_read_full(f->fd, &shared, 1, deadline) < 0)
+        return NULL;
+
+    /* ServerInit: size, 32 bpp true colour, name "fake". */
+    uint8_t si[24 + 4] = {0};
+    si[0] = (uint8_t)(f->width >> 8);
+    si[1] = (uint8_t)f->width;
+    si[2] = (uint8_t)(f->height >> 8);
+    si[3] = (uint8_t)f->height;
+    si[4] = 32;
+    si[5] = 24;
+    si[6] = 0;
+    si[7] = 1;
+    si[8] = 0, si[9] = 255, si[10] = 0, si[11] = 255, si[12] = 0, si[13] = 255;
+    si[14] = 0, si[15] = 8, si[16] = 16; /* the proxy's own format: no SetPixelFormat surprise */
+    si[23] = 4;
+    memcpy(si + 24, "fake", 4);
+    if (fd_write_full(f->fd, si, sizeof(si), deadline) < 0)
+        return NULL;
+
+    /* Let the proxy send its SetPixelFormat/SetEncodings/update request. */
+    usleep(200 * 1000);
+    (void)!read(f->fd, buf, sizeof(buf));
+
+    if (f->picture) {
+        size_t n = (size_t)f->width * (size_t)f->height * 4;
+        uint8_t *msg = malloc(16 + n);
+        if (!msg)
+            return NULL;
+        static const uint8_t hdr[16] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(msg, hdr, sizeof(hdr));
+        msg[8] = (uint8_t)(f->width >> 8);
+        msg[9] = (uint8_t)f->width;
+        msg[10] = (uint8_t)(f->height >> 8);
+        msg[11] = (uint8_t)f->height;
+        for (int y = 0; y < f->height; y++)
+            for (int x = 0; x < f->width; x++) {
+                uint8_t *q = msg + 16 + ((size_t)y * (size_t)f->width + (size_t)x) * 4;
+                uint32_t rgb = gradient_rgb(x, y, f->width, f->height);
+                q[0] = (uint8_t)(rgb >> 16);
+                q[1] = (uint8_t)(rgb >> 8);
+                q[2] = (uint8_t)rgb;
+                q[3] = 0;
+            }
+        (void)fd_write_full(f->fd, msg, 16 + n, deadline);
+        free(msg);
+
+        /* A 8x10 pointer shape (RichCursor, hotspot 1,2): pixels, then a 1-bit mask. */
+        uint8_t cur[16 + 8 * 10 * 4 + 10] = {0, 0, 0, 1, 0, 1, 0, 2, 0, 8, 0, 10,
+                                              0xff, 0xff, 0xff, 0x11};
+        memset(cur + 16, 0xaa, 8 * 10 * 4);
+        memset(cur + 16 + 8 * 10 * 4, 0xf0, 10);
+        (void)fd_write_full(f->fd, cur, sizeof(cur), deadline);
+        while (read(f->fd, buf, sizeof(buf)) > 0)
+            ;
+        return NULL;
+    }
+
+    /* Break the protocol: message type 0x77 does not exist. */
+    uint8_t junk[512];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(0x77 + i * 13);
+    (void)fd_write_full(f->fd, junk, sizeof(junk), deadline);
+    /* Keep the socket open: the proxy must fail on the bytes, not on EOF. */
+    while (read(f->fd, buf, sizeof(buf)) > 0)
+        ;
+    return NULL;
+}
+
+static void fake_vm_start(struct fake_vm *f, int *proxy_side)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    f->fd = sv[0];
+    *proxy_side = sv[1];
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_vm_thread, f), 0);
+}
+
+static void fake_vm_stop(struct fake_vm *f)
+{
+    shutdown(f->fd, SHUT_RDWR);
+    pthread_join(f->thread, NULL);
+    safe_close(f->fd);
+}
+
+static void test_garbage_after_handshake(void **state)
+{
+    (void)state;
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "zrle raw", false);
+    expect_status_screen(&u, 0);
+
+    struct fake_vm f = {.width = 320, .height = 200};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+
+    assert_true(event_fd_fired(p, 10000));
+    const char *reason = proxy_end_reason(p);
+    assert_non_null(reason);
+    assert_true(startswith(reason, "VM display:"));
+    fprintf(stderr, "end reason: %s\n", reason);
+
+    /* The client is still connected and gets the status screen at the VM's size. */
+    uint64_t deadline = now_ms() + 5000;
+    while (now_ms() < deadline && (u.c->width != 320 || px_rgb(u.c, 2, 2) == 0))
+        assert_true(user_pump(&u, 100));
+    dump_client(u.c, "lost");
+    assert_int_equal(u.c->width, 320);
+    assert_int_equal(u.c->height, 200);
+
+    user_stop(&u);
+    fake_vm_stop(&f);
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+static void attach_must_fail(struct fake_vm *f)
+{
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    fake_vm_start(f, &vm_fd);
+    int r = proxy_attach_upstream(p, vm_fd);
+    assert_true(r < 0);
+    fprintf(stderr, "attach failed as expected: %s\n", strerror(-r));
+    /* The status screen stays usable for the caller's message. */
+    assert_int_equal(proxy_show_status(p, "Your desktop could not be started."), 0);
+    fake_vm_stop(f);
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+static void test_garbage_in_handshake(void **state)
+{
+    (void)state;
+    struct fake_vm f = {.garbage_in_handshake = true};
+    attach_must_fail(&f);
+}
+
+static void test_absurd_size(void **state)
+{
+    (void)state;
+    struct fake_vm f = {.width = 65535, .height = 65535};
+    attach_must_fail(&f);
+}
+
+/* proxy_free with a client still connected and a VM attached ends everything cleanly. */
+static void test_free_while_connected(void **state)
+{
+    (void)state;
+    int client_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "tight", false);
+    expect_status_screen(&u, 0);
+    int vnc = connect_unix(qemu.vnc);
+    assert_true(vnc >= 0);
+    assert_int_equal(proxy_attach_upstream(p, vnc), 0);
+    assert_true(user_pump(&u, 300));
+    proxy_free(p);
+    /* The client sees the connection end. */
+    bool ended = false;
+    uint64_t deadline = now_ms() + 5000;
+    while (!ended && now_ms() < deadline)
+        ended = !user_pump(&u, 100);
+    assert_true(ended);
+    user_stop(&u);
+    safe_close(client_fd);
+}
+
+/* A picture with many colours through each encoding; Tight+JPEG must really be lossy
+ * (proof that JPEG was used) yet close. */
+static void run_gradient(const char *encodings, bool jpeg)
+{
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, encodings, jpeg);
+    expect_status_screen(&u, jpeg ? 64 : 0);
+
+    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+
+    int max_diff = 256;
+    long bad = 0;
+    uint64_t deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        assert_true(user_pump(&u, 100));
+        if (u.c->width != f.width || u.c->height != f.height)
+            continue;
+        max_diff = 0;
+        bad = 0;
+        for (int y = 0; y < f.height; y++)
+            for (int x = 0; x < f.width; x++) {
+                int d = channel_diff(px_rgb(u.c, x, y), gradient_rgb(x, y, f.width, f.height));
+                if (d > max_diff)
+                    max_diff = d;
+                if (d > 24)
+                    bad++;
+            }
+        if (jpeg ? (bad == 0 && max_diff > 0) : max_diff == 0)
+            break;
+    }
+    fprintf(stderr, "%s%s: max colour difference %d\n", encodings, jpeg ? "+jpeg" : "", max_diff);
+    assert_int_equal(u.c->width, f.width);
+    assert_int_equal(bad, 0);
+    if (jpeg)
+        assert_true(max_diff > 0);
+    else
+        assert_int_equal(max_diff, 0);
+    assert_false(event_fd_fired(p, 0));
+
+    /* The VM's pointer shape is forwarded to the client. */
+    deadline = now_ms() + 5000;
+    while (u.cursor_w != 8 && now_ms() < deadline)
+        assert_true(user_pump(&u, 50));
+    assert_int_equal(u.cursor_w, 8);
+    assert_int_equal(u.cursor_h, 10);
+
+    user_stop(&u);
+    fake_vm_stop(&f);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+static void test_gradient_raw(void **state)
+{
+    (void)state;
+    run_gradient("raw", false);
+}
+
+static void test_gradient_hextile(void **state)
+{
+    (void)state;
+    run_gradient("hextile", false);
+}
+
+static void test_gradient_zrle(void **state)
+{
+    (void)state;
+    run_gradient("zrle", false);
+}
+
+static void test_gradient_tight(void **state)
+{
+    (void)state;
+    run_gradient("tight", false);
+}
+
+static void test_gradient_tight_jpeg(void **state)
+{
+    (void)state;
+    run_gradient("tight", true);
+}
+
+static int count_open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+/* A client that asks for a picture and never reads is dropped after the write timeout. */
+static void test_stalled_client(void **state)
+{
+    (void)state;
+    struct proxy_options opts = {.width = 1600, .height = 1200, .client_write_timeout_ms = 1000};
+    struct proxy *p = NULL;
+    int client_fd = -1;
+    assert_int_equal(proxy_new(&opts, &p, &client_fd), 0);
+    assert_int_equal(proxy_show_status(p, "Starting your desktop..."), 0);
+
+    /* ClientInit (shared), then a full FramebufferUpdateRequest: 7.7 MB of Raw. */
+    static const uint8_t msgs[] = {1, 3, 0, 0, 0, 0, 0, 1600 >> 8, 1600 & 0xff, 1200 >> 8,
+                                   1200 & 0xff};
+    assert_int_equal(fd_write_full(client_fd, msgs, sizeof(msgs), now_ms() + 2000), 0);
+    uint64_t start = now_ms();
+    assert_true(event_fd_fired(p, 15000));
+    fprintf(stderr, "stalled client dropped after %llu ms\n",
+            (unsigned long long)(now_ms() - start));
+    assert_string_equal(proxy_end_reason(p), "client disconnected");
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+int main(void)
+{
+    if (getenv("VDI_TEST_DEBUG"))
+        log_set_level(LOG_LEVEL_DEBUG);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_raw_and_keys),
+        cmocka_unit_test(test_hextile),
+        cmocka_unit_test(test_zrle),
+        cmocka_unit_test(test_tight),
+        cmocka_unit_test(test_tight_jpeg),
+        cmocka_unit_test(test_garbage_after_handshake),
+        cmocka_unit_test(test_garbage_in_handshake),
+        cmocka_unit_test(test_absurd_size),
+        cmocka_unit_test(test_free_while_connected),
+        cmocka_unit_test(test_gradient_raw),
+        cmocka_unit_test(test_gradient_hextile),
+        cmocka_unit_test(test_gradient_zrle),
+        cmocka_unit_test(test_gradient_tight),
+        cmocka_unit_test(test_gradient_tight_jpeg),
+        cmocka_unit_test(test_stalled_client),
+    };
+    int fds_before = count_open_fds();
+    int r = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int fds_after = count_open_fds();
+    if (fds_after != fds_before) {
+        fprintf(stderr, "fd leak: %d open before, %d after\n", fds_before, fds_after);
+        return 1;
+    }
+    return r;
+}
