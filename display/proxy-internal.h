@@ -55,9 +55,9 @@ struct proxy_input_queue {
     pthread_cond_t space;
     struct proxy_input ev[PROXY_INPUT_QUEUE_LEN];
     unsigned head, count;
-    bool accepting;          /* false: events are dropped (no VM attached, or ended) */
-    uint64_t dropped;        /* events lost because the consumer was stuck */
-    int fd;                  /* eventfd: readable while events are queued */
+    bool accepting;   /* false: events are dropped (no VM attached, or ended) */
+    uint64_t dropped; /* events lost because the consumer was stuck */
+    int fd;           /* eventfd: readable while events are queued */
 };
 
 int proxy_input_queue_init(struct proxy_input_queue *q);
@@ -82,18 +82,18 @@ struct proxy {
     uint8_t *fb;             /* screen->frameBuffer, PROXY_BYTES_PER_PIXEL per pixel */
     int width, height;
     char *status_text;
-    bool upstream_attached;  /* proxy_attach_upstream() succeeded once */
-    bool upstream_live;      /* the VM's display is being forwarded (status screen hidden) */
+    bool upstream_attached; /* proxy_attach_upstream() succeeded once */
+    bool upstream_live;     /* the VM's display is being forwarded (status screen hidden) */
 
     pthread_mutex_t end_lock;
     bool ended;
     char end_reason[PROXY_REASON_MAX];
-    int event_fd;            /* eventfd, readable once ended */
+    int event_fd; /* eventfd, readable once ended */
 
     /* The one downstream client (libvncserver threads). */
     pthread_t client_thread;
     bool client_thread_started;
-    int server_sock_ref;     /* dup of libvncserver's socketpair end, for shutdown() */
+    int server_sock_ref; /* dup of libvncserver's socketpair end, for shutdown() */
 
     /* The pointer shape sent to clients that draw it themselves (RichCursor/XCursor), via
      * screen->getCursorPtr. screen->cursor stays NULL so that libvncserver never composites

@@ -21,7 +21,7 @@
 #include "status-screen-internal.h"
 #include "util.h"
 
-#if !defined(LIBVNCSERVER_HAVE_LIBJPEG) || !defined(LIBVNCSERVER_HAVE_LIBZ) ||                    \
+#if !defined(LIBVNCSERVER_HAVE_LIBJPEG) || !defined(LIBVNCSERVER_HAVE_LIBZ) ||                     \
     !defined(LIBVNCSERVER_HAVE_LIBPTHREAD)
 #error "libvncserver must be built with libjpeg(-turbo), zlib and pthreads (Tight/JPEG, ZRLE)"
 #endif
@@ -234,8 +234,12 @@ static void on_pointer(int buttons, int x, int y, rfbClientPtr cl)
     struct proxy_input ev = {
         .type = PROXY_INPUT_POINTER,
         .buttons = (uint8_t)buttons,
-        .x = (uint16_t)(x < 0 ? 0 : x > UINT16_MAX ? UINT16_MAX : x),
-        .y = (uint16_t)(y < 0 ? 0 : y > UINT16_MAX ? UINT16_MAX : y),
+        .x = (uint16_t)(x < 0            ? 0
+                        : x > UINT16_MAX ? UINT16_MAX
+                                         : x),
+        .y = (uint16_t)(y < 0            ? 0
+                        : y > UINT16_MAX ? UINT16_MAX
+                                         : y),
     };
     (void)proxy_input_queue_push(&p->input, &ev);
 }
@@ -295,6 +299,8 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     int sv[2], r;
     size_t bytes;
 
+    if (opts && (opts->width < 0 || opts->height < 0 || opts->client_write_timeout_ms < 0))
+        return -EINVAL;
     int w = opts && opts->width > 0 ? opts->width : PROXY_DEFAULT_WIDTH;
     int h = opts && opts->height > 0 ? opts->height : PROXY_DEFAULT_HEIGHT;
     r = proxy_fb_size(w, h, &bytes);

@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 struct status_glyph {
-    int16_t left, top;     /* bitmap offset from the pen position (top: above baseline) */
-    uint16_t width, rows;  /* bitmap size */
-    uint16_t advance;      /* pen advance in pixels */
-    uint32_t offset;       /* into status_font.bitmap */
+    int16_t left, top;    /* bitmap offset from the pen position (top: above baseline) */
+    uint16_t width, rows; /* bitmap size */
+    uint16_t advance;     /* pen advance in pixels */
+    uint32_t offset;      /* into status_font.bitmap */
 };
 
 struct status_font {

@@ -90,8 +90,8 @@ static uint8_t blend(uint8_t bg, uint8_t fg, unsigned alpha)
     return (uint8_t)((bg * (255u - alpha) + fg * alpha + 127u) / 255u);
 }
 
-static void draw_glyph(uint8_t *fb, int width, int height, size_t stride, int pen_x,
-                       int baseline, const struct status_glyph *g)
+static void draw_glyph(uint8_t *fb, int width, int height, size_t stride, int pen_x, int baseline,
+                       const struct status_glyph *g)
 {
     const uint8_t fg[3] = {(uint8_t)(STATUS_SCREEN_FOREGROUND >> 16),
                            (uint8_t)(STATUS_SCREEN_FOREGROUND >> 8),

@@ -168,10 +168,10 @@ static int send_encodings(rfbClient *c)
     static const int32_t encodings[] = {
         rfbEncodingRaw,
         rfbEncodingCopyRect,
-        (int32_t)rfbEncodingNewFBSize,             /* DesktopSize, -223 */
-        (int32_t)rfbEncodingLastRect,              /* -224 */
-        (int32_t)rfbEncodingQemuExtendedKeyEvent,  /* -258 */
-        (int32_t)rfbEncodingRichCursor,            /* -239: pointer shape, forwarded */
+        (int32_t)rfbEncodingNewFBSize,            /* DesktopSize, -223 */
+        (int32_t)rfbEncodingLastRect,             /* -224 */
+        (int32_t)rfbEncodingQemuExtendedKeyEvent, /* -258 */
+        (int32_t)rfbEncodingRichCursor,           /* -239: pointer shape, forwarded */
     };
     uint8_t msg[4 + sizeof(encodings)];
     uint16_t n = htons((uint16_t)ARRAY_SIZE(encodings));

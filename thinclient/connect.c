@@ -43,8 +43,8 @@ int client_connect(const struct client_connect_params *p, struct tls_conn **ret,
             snprintf(st->detail, sizeof(st->detail), "cannot resolve %s: %s", p->host,
                      gai_strerror(gai_error));
         else
-            snprintf(st->detail, sizeof(st->detail), "cannot connect to %s port %d: %s",
-                     p->host, p->port, strerror(-fd));
+            snprintf(st->detail, sizeof(st->detail), "cannot connect to %s port %d: %s", p->host,
+                     p->port, strerror(-fd));
         return fd;
     }
     log_debug("tcp connected host=%s port=%d", p->host, p->port);
@@ -60,8 +60,8 @@ int client_connect(const struct client_connect_params *p, struct tls_conn **ret,
     };
     _cleanup_(tls_conn_freep) struct tls_conn *t = NULL;
     uint8_t sha[TLS_SHA256_SIZE];
-    r = tls_conn_connect(fd, &trust, TLS_DEFAULT_PRIORITY, now_ms() + CLIENT_TLS_TIMEOUT_MS,
-                         sha, &t);
+    r = tls_conn_connect(fd, &trust, TLS_DEFAULT_PRIORITY, now_ms() + CLIENT_TLS_TIMEOUT_MS, sha,
+                         &t);
     static const uint8_t zero[TLS_SHA256_SIZE];
     if (memcmp(sha, zero, sizeof(zero)) != 0) {
         memcpy(peer_sha256, sha, TLS_SHA256_SIZE);

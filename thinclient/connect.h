@@ -12,7 +12,7 @@
 #include "stream.h"
 #include "tls.h"
 
-#define CLIENT_CONNECT_TIMEOUT_MS 15000  /* DNS + TCP connect, all addresses */
+#define CLIENT_CONNECT_TIMEOUT_MS 15000   /* DNS + TCP connect, all addresses */
 #define CLIENT_NEGOTIATE_TIMEOUT_MS 10000 /* version, security type, VeNCrypt */
 #define CLIENT_TLS_TIMEOUT_MS 10000       /* TLS handshake */
 #define CLIENT_AUTH_TIMEOUT_MS 60000      /* credentials -> SecurityResult (PAM, broker) */

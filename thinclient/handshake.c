@@ -6,7 +6,8 @@
 
 #include "proto.h"
 
-static const char rfb_version_38[12] = {'R', 'F', 'B', ' ', '0', '0', '3', '.', '0', '0', '8', '\n'};
+static const char rfb_version_38[12] = {'R', 'F', 'B', ' ', '0', '0',
+                                        '3', '.', '0', '0', '8', '\n'};
 
 const char *handshake_phase_to_string(enum handshake_phase phase)
 {
@@ -175,8 +176,8 @@ int handshake_pre_tls(int fd, uint64_t deadline_ms, struct handshake_status *st)
     for (unsigned i = 0; i < n; i++) {
         if (types[i] == HANDSHAKE_SECURITY_VENCRYPT)
             have_vencrypt = true;
-        off += (size_t)snprintf(offered + off, sizeof(offered) - off, "%s%u", i ? "," : "",
-                                types[i]);
+        off +=
+            (size_t)snprintf(offered + off, sizeof(offered) - off, "%s%u", i ? "," : "", types[i]);
     }
     if (!have_vencrypt)
         return fail(st, -EPROTO,
@@ -204,8 +205,8 @@ int handshake_pre_tls(int fd, uint64_t deadline_ms, struct handshake_status *st)
     if (r < 0)
         return fail(st, r, "no answer to the VeNCrypt version");
     if (ack != 0)
-        return fail(st, -EPROTO, "the server refused VeNCrypt 0.2 (it announced %u.%u)",
-                    buf[0], buf[1]);
+        return fail(st, -EPROTO, "the server refused VeNCrypt 0.2 (it announced %u.%u)", buf[0],
+                    buf[1]);
     r = rfb_stream_read(&s, &n, 1, deadline_ms);
     if (r < 0)
         return fail(st, r, "no VeNCrypt subtype list");
@@ -223,13 +224,11 @@ int handshake_pre_tls(int fd, uint64_t deadline_ms, struct handshake_status *st)
         if (t == HANDSHAKE_VENCRYPT_X509PLAIN)
             have_x509plain = true;
         if (off < sizeof(offered))
-            off += (size_t)snprintf(offered + off, sizeof(offered) - off, "%s%u", i ? "," : "",
-                                    t);
+            off += (size_t)snprintf(offered + off, sizeof(offered) - off, "%s%u", i ? "," : "", t);
     }
     if (!have_x509plain)
         return fail(st, -EPROTO,
-                    "the server does not offer VeNCrypt X509Plain (subtypes offered: %s)",
-                    offered);
+                    "the server does not offer VeNCrypt X509Plain (subtypes offered: %s)", offered);
     uint8_t sub[4];
     rfb_put_u32(sub, HANDSHAKE_VENCRYPT_X509PLAIN);
     r = rfb_stream_write(&s, sub, 4, deadline_ms);

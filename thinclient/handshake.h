@@ -47,8 +47,8 @@ enum handshake_phase {
  * control characters and invalid UTF-8 from the server are replaced by '?'. */
 struct handshake_status {
     enum handshake_phase phase;
-    char detail[256];                       /* our description of what failed */
-    char reason[HANDSHAKE_MAX_REASON + 1];  /* the server's own reason, or "" */
+    char detail[256];                      /* our description of what failed */
+    char reason[HANDSHAKE_MAX_REASON + 1]; /* the server's own reason, or "" */
 };
 
 /* Does everything before TLS on a connected socket: version, security type, VeNCrypt

@@ -73,8 +73,7 @@ void input_keyboard_key(struct input_keyboard *kb, const SDL_KeyboardEvent *ev, 
     kb->suppress_text = false;
 }
 
-void input_keyboard_text(struct input_keyboard *kb, const char *utf8,
-                         const struct input_sink *sink)
+void input_keyboard_text(struct input_keyboard *kb, const char *utf8, const struct input_sink *sink)
 {
     if (kb->suppress_text) {
         kb->suppress_text = false;

@@ -88,22 +88,22 @@ static const struct special_key special_keys[] = {
     {SDLK_F22, 0xffd3},
     {SDLK_F23, 0xffd4},
     {SDLK_F24, 0xffd5},
-    {SDLK_LSHIFT, 0xffe1},       /* Shift_L */
-    {SDLK_RSHIFT, 0xffe2},       /* Shift_R */
-    {SDLK_LCTRL, 0xffe3},        /* Control_L */
-    {SDLK_RCTRL, 0xffe4},        /* Control_R */
-    {SDLK_CAPSLOCK, 0xffe5},     /* Caps_Lock */
-    {SDLK_LALT, 0xffe9},         /* Alt_L */
-    {SDLK_RALT, 0xffea},         /* Alt_R */
-    {SDLK_LGUI, 0xffeb},         /* Super_L */
-    {SDLK_RGUI, 0xffec},         /* Super_R */
-    {SDLK_MUTE, 0x1008ff12},     /* XF86AudioMute */
+    {SDLK_LSHIFT, 0xffe1},         /* Shift_L */
+    {SDLK_RSHIFT, 0xffe2},         /* Shift_R */
+    {SDLK_LCTRL, 0xffe3},          /* Control_L */
+    {SDLK_RCTRL, 0xffe4},          /* Control_R */
+    {SDLK_CAPSLOCK, 0xffe5},       /* Caps_Lock */
+    {SDLK_LALT, 0xffe9},           /* Alt_L */
+    {SDLK_RALT, 0xffea},           /* Alt_R */
+    {SDLK_LGUI, 0xffeb},           /* Super_L */
+    {SDLK_RGUI, 0xffec},           /* Super_R */
+    {SDLK_MUTE, 0x1008ff12},       /* XF86AudioMute */
     {SDLK_VOLUMEDOWN, 0x1008ff11}, /* XF86AudioLowerVolume */
-    {SDLK_VOLUMEUP, 0x1008ff13}, /* XF86AudioRaiseVolume */
-    {SDLK_AUDIOPLAY, 0x1008ff14}, /* XF86AudioPlay */
-    {SDLK_AUDIOSTOP, 0x1008ff15}, /* XF86AudioStop */
-    {SDLK_AUDIOPREV, 0x1008ff16}, /* XF86AudioPrev */
-    {SDLK_AUDIONEXT, 0x1008ff17}, /* XF86AudioNext */
+    {SDLK_VOLUMEUP, 0x1008ff13},   /* XF86AudioRaiseVolume */
+    {SDLK_AUDIOPLAY, 0x1008ff14},  /* XF86AudioPlay */
+    {SDLK_AUDIOSTOP, 0x1008ff15},  /* XF86AudioStop */
+    {SDLK_AUDIOPREV, 0x1008ff16},  /* XF86AudioPrev */
+    {SDLK_AUDIONEXT, 0x1008ff17},  /* XF86AudioNext */
 };
 
 uint32_t keymap_special_keysym(SDL_Keycode key)
@@ -135,10 +135,10 @@ uint32_t keymap_keysym(SDL_Keycode key)
 
 uint32_t keymap_keysym_case(uint32_t keysym, bool upper)
 {
-    bool lower_letter = (keysym >= 'a' && keysym <= 'z') ||
-                        (keysym >= 0xe0 && keysym <= 0xfe && keysym != 0xf7);
-    bool upper_letter = (keysym >= 'A' && keysym <= 'Z') ||
-                        (keysym >= 0xc0 && keysym <= 0xde && keysym != 0xd7);
+    bool lower_letter =
+        (keysym >= 'a' && keysym <= 'z') || (keysym >= 0xe0 && keysym <= 0xfe && keysym != 0xf7);
+    bool upper_letter =
+        (keysym >= 'A' && keysym <= 'Z') || (keysym >= 0xc0 && keysym <= 0xde && keysym != 0xd7);
     if (upper && lower_letter)
         return keysym - 0x20;
     if (!upper && upper_letter)

@@ -98,8 +98,7 @@ static int get_password(const struct client_options *o, const char *user, char *
         return -EINVAL;
     }
     if (r < 0) {
-        say("cannot read the password: %s",
-            r == -E2BIG ? "longer than 255 bytes" : strerror(-r));
+        say("cannot read the password: %s", r == -E2BIG ? "longer than 255 bytes" : strerror(-r));
         return -EINVAL;
     }
     return 0;
@@ -119,8 +118,9 @@ static int report_connect_failure(int r, const struct handshake_status *st,
         say("the server's certificate is not trusted: %s", st->detail);
         if (have_sha) {
             fprintf(stderr, "  The server's SHA-256 fingerprint is %s\n", fp);
-            fprintf(stderr, "  If your administrator confirms it, connect with "
-                            "--fingerprint %s\n",
+            fprintf(stderr,
+                    "  If your administrator confirms it, connect with "
+                    "--fingerprint %s\n",
                     fp);
         }
         break;

@@ -135,8 +135,8 @@ int client_options_parse(int argc, char **argv, struct client_options *o)
     };
     for (size_t i = 0; i < ARRAY_SIZE(option_table); i++) {
         const struct option_doc *d = &option_table[i];
-        longopts[i] = (struct option){d->name, d->arg ? required_argument : no_argument, NULL,
-                                      d->id};
+        longopts[i] =
+            (struct option){d->name, d->arg ? required_argument : no_argument, NULL, d->id};
         if (d->id < 0x100) {
             shortopts[s++] = (char)d->id;
             if (d->arg)
@@ -223,8 +223,7 @@ int client_options_parse(int argc, char **argv, struct client_options *o)
         return usage_error("not a valid HOST[:PORT]: %s", argv[optind]);
     if (target_port > 0) {
         if (port_given && target_port != o->port)
-            return usage_error("the port is given twice (%d and --port %d)", target_port,
-                               o->port);
+            return usage_error("the port is given twice (%d and --port %d)", target_port, o->port);
         o->port = target_port;
     }
     if (!o->ca_file && !o->fingerprint)

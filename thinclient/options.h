@@ -9,18 +9,18 @@
 #include "log.h"
 
 struct client_options {
-    char *host;           /* without brackets */
-    int port;             /* 1..65535 */
-    char *user;           /* NULL: ask on the terminal */
-    char *password_file;  /* NULL: $VDI_PASSWORD, else ask on the terminal */
-    char *ca_file;        /* trust: CA bundle (PEM) the server certificate must chain to */
-    char *fingerprint;    /* trust: SHA-256 pin, "AB:CD:..." as given (parsed by the caller) */
+    char *host;          /* without brackets */
+    int port;            /* 1..65535 */
+    char *user;          /* NULL: ask on the terminal */
+    char *password_file; /* NULL: $VDI_PASSWORD, else ask on the terminal */
+    char *ca_file;       /* trust: CA bundle (PEM) the server certificate must chain to */
+    char *fingerprint;   /* trust: SHA-256 pin, "AB:CD:..." as given (parsed by the caller) */
     bool fullscreen;
-    bool headless;        /* no window (with --screenshot, for tests) */
-    char *screenshot;     /* write the first complete frame here (PPM) and exit 0 */
+    bool headless;    /* no window (with --screenshot, for tests) */
+    char *screenshot; /* write the first complete frame here (PPM) and exit 0 */
     int screenshot_delay_ms;
-    int quality;          /* Tight JPEG quality 0..9 */
-    int compress;         /* Tight compression level 0..9 */
+    int quality;  /* Tight JPEG quality 0..9 */
+    int compress; /* Tight compression level 0..9 */
     enum log_level log_level;
 };
 

@@ -35,8 +35,8 @@ static void *relay_thread(void *arg)
                                      now_ms() + RELAY_HANDOFF_TIMEOUT_MS, &hr);
     if (r->handoff_error == 0) {
         log_debug("handoff done width=%u height=%u", hr.width, hr.height);
-        r->relay_error = tls_relay_run(r->tls, r->local_fd, r->stop_fd, RELAY_WRITE_TIMEOUT_MS,
-                                       &r->stats);
+        r->relay_error =
+            tls_relay_run(r->tls, r->local_fd, r->stop_fd, RELAY_WRITE_TIMEOUT_MS, &r->stats);
         log_debug("relay ended r=%d from_server=%llu to_server=%llu", r->relay_error,
                   (unsigned long long)r->stats.bytes_from_tls,
                   (unsigned long long)r->stats.bytes_to_tls);

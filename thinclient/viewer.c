@@ -72,7 +72,6 @@ void viewer_notify(void *userdata)
 static void sink_key(void *userdata, uint32_t keysym, uint32_t xt, bool down)
 {
     struct viewer *w = userdata;
-    log_debug("TMPKEY sym=%x xt=%x down=%d", keysym, xt, down);
     vnc_send_key(w->vnc, keysym, xt, down);
 }
 
@@ -97,8 +96,8 @@ static int create_window(struct viewer *w, int fb_w, int fb_h)
     int ww, wh;
     window_size_for(w, fb_w, fb_h, &ww, &wh);
     Uint32 flags = SDL_WINDOW_RESIZABLE | (w->fullscreen ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0);
-    w->window = SDL_CreateWindow(w->title, SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, ww,
-                                 wh, flags);
+    w->window =
+        SDL_CreateWindow(w->title, SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, ww, wh, flags);
     if (!w->window)
         return log_error("Cannot create the window: %s", SDL_GetError()), -EIO;
     w->renderer = SDL_CreateRenderer(w->window, -1, 0);
@@ -135,7 +134,7 @@ static int update_frame(struct viewer *w)
             goto out;
         }
         bool resize_window = w->fb_w != 0 && !(SDL_GetWindowFlags(w->window) &
-                                              (SDL_WINDOW_FULLSCREEN | SDL_WINDOW_MAXIMIZED));
+                                               (SDL_WINDOW_FULLSCREEN | SDL_WINDOW_MAXIMIZED));
         w->fb_w = f.width;
         w->fb_h = f.height;
         if (resize_window) {

@@ -16,8 +16,8 @@ struct viewer_options {
 };
 
 enum viewer_result {
-    VIEWER_USER_QUIT = 0,  /* window closed, SIGINT/SIGTERM */
-    VIEWER_SESSION_ENDED,  /* the vnc thread ended (see vnc_stop()) */
+    VIEWER_USER_QUIT = 0, /* window closed, SIGINT/SIGTERM */
+    VIEWER_SESSION_ENDED, /* the vnc thread ended (see vnc_stop()) */
 };
 
 /* Initialises SDL video. Returns 0 or -EIO (no display; SDL's message is logged). */

@@ -81,7 +81,9 @@ static void vnc_log_v(bool error, const char *fmt, va_list ap)
     log_debug("libvncclient: %s", line);
     if (error || strstr(line, "rror") || strstr(line, "nvalid") || strstr(line, "too")) {
         pthread_mutex_lock(&last_message_lock);
-        snprintf(last_message, sizeof(last_message), "%s", line);
+        size_t len = n < sizeof(last_message) - 1 ? n : sizeof(last_message) - 1;
+        memcpy(last_message, line, len);
+        last_message[len] = '\0';
         pthread_mutex_unlock(&last_message_lock);
     }
 }
@@ -286,14 +288,13 @@ static bool screenshot_maybe(struct vnc *v)
 {
     if (screenshot_wait_ms(v) != 0)
         return false;
-    int r = ppm_write(v->screenshot_path, v->fb, v->fb_w, v->fb_h, (size_t)v->fb_w,
-                      VNC_RED_SHIFT, VNC_GREEN_SHIFT, VNC_BLUE_SHIFT);
+    int r = ppm_write(v->screenshot_path, v->fb, v->fb_w, v->fb_h, (size_t)v->fb_w, VNC_RED_SHIFT,
+                      VNC_GREEN_SHIFT, VNC_BLUE_SHIFT);
     if (r < 0) {
         log_error_errno(r, "Cannot write screenshot %s", v->screenshot_path);
         set_end(v, VNC_END_ERROR);
     } else {
-        log_info("screenshot written file=%s size=%dx%d", v->screenshot_path, v->fb_w,
-                 v->fb_h);
+        log_info("screenshot written file=%s size=%dx%d", v->screenshot_path, v->fb_w, v->fb_h);
         set_end(v, VNC_END_SCREENSHOT);
     }
     return true;
@@ -382,7 +383,7 @@ static void *vnc_thread(void *arg)
     rfbClientCleanup(c);
     v->client = NULL;
 
-out: {
+out : {
     uint64_t one = 1;
     if (write(v->end_fd, &one, sizeof(one)) < 0)
         log_debug("cannot signal the end of the vnc thread: %m");
@@ -483,8 +484,7 @@ static void enqueue(struct vnc *v, const struct vnc_input *in)
 
 void vnc_send_key(struct vnc *v, uint32_t keysym, uint32_t xt_keycode, bool down)
 {
-    struct vnc_input in = {.type = VNC_INPUT_KEY, .keysym = keysym, .xt = xt_keycode,
-                           .down = down};
+    struct vnc_input in = {.type = VNC_INPUT_KEY, .keysym = keysym, .xt = xt_keycode, .down = down};
     enqueue(v, &in);
 }
 

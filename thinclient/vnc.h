@@ -59,7 +59,7 @@ bool vnc_extended_keys(struct vnc *v);
 struct vnc_frame {
     const uint32_t *pixels; /* width * height, stride = width; NULL before ServerInit */
     int width, height;
-    bool resized;           /* size changed since the last unlock */
+    bool resized;                           /* size changed since the last unlock */
     int dirty_x, dirty_y, dirty_w, dirty_h; /* changed since the last unlock (w 0: none) */
 };
 

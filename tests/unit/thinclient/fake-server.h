@@ -13,8 +13,8 @@
 #define FS_TIMEOUT_MS 5000
 
 struct fake_server {
-    int fd;       /* the script's end */
-    int peer_fd;  /* the end under test */
+    int fd;      /* the script's end */
+    int peer_fd; /* the end under test */
     pthread_t thread;
     void (*script)(struct fake_server *fs);
     void *data;
@@ -51,8 +51,7 @@ static inline bool fs_read(struct fake_server *fs, void *buf, size_t len)
     return true;
 }
 
-static inline bool fs_expect(struct fake_server *fs, const void *want, size_t len,
-                             const char *what)
+static inline bool fs_expect(struct fake_server *fs, const void *want, size_t len, const char *what)
 {
     uint8_t buf[1024];
     if (len > sizeof(buf) || !fs_read(fs, buf, len))

@@ -102,8 +102,7 @@ struct server {
 static void *server_main(void *arg)
 {
     struct server *s = arg;
-    struct fake_server fs = {.fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC),
-                             .peer_fd = -1};
+    struct fake_server fs = {.fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC), .peer_fd = -1};
     static const uint8_t v38[12] = "RFB 003.008\n";
     static const uint8_t subs[] = {0, 1, 0, 0, 1, 6};
     struct tls_server_credentials *creds = NULL;
@@ -193,18 +192,21 @@ struct outcome {
 static void connect_to(struct server *s, const char *host, const char *ca, const uint8_t *pin,
                        const char *password, struct outcome *o)
 {
-    struct client_connect_params p = {.host = host, .port = s->port, .ca_file = ca,
-                                      .pin_sha256 = pin, .user = "alice",
+    struct client_connect_params p = {.host = host,
+                                      .port = s->port,
+                                      .ca_file = ca,
+                                      .pin_sha256 = pin,
+                                      .user = "alice",
                                       .password = password};
     struct tls_conn *t = NULL;
     o->r = client_connect(&p, &t, &o->st, o->sha, &o->have_sha);
     tls_conn_free(t);
 }
 
-#define REQUIRE_CERTS()                                                                        \
-    do {                                                                                       \
-        if (!have_certs)                                                                       \
-            skip();                                                                            \
+#define REQUIRE_CERTS()                                                                            \
+    do {                                                                                           \
+        if (!have_certs)                                                                           \
+            skip();                                                                                \
     } while (0)
 
 static void test_trusted_by_ca(void **state)
@@ -325,8 +327,10 @@ static void test_connection_refused(void **state)
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
-    struct client_connect_params p = {.host = "127.0.0.1", .port = ntohs(a.sin_port),
-                                      .ca_file = "/nonexistent", .user = "alice",
+    struct client_connect_params p = {.host = "127.0.0.1",
+                                      .port = ntohs(a.sin_port),
+                                      .ca_file = "/nonexistent",
+                                      .user = "alice",
                                       .password = "pw"};
     struct tls_conn *t = NULL;
     struct handshake_status st;

@@ -26,8 +26,8 @@ static bool serve_pre_tls(struct fake_server *fs)
     return fs_write(fs, version_38, 12) && fs_expect(fs, version_38, 12, "client version") &&
            fs_write(fs, types, 2) && fs_expect(fs, (uint8_t[]){19}, 1, "security type") &&
            fs_write(fs, vv, 2) && fs_expect(fs, vv, 2, "vencrypt version") &&
-           fs_write(fs, sub_list, sizeof(sub_list)) &&
-           fs_expect(fs, choice, 4, "subtype choice") && fs_write(fs, accept, 1);
+           fs_write(fs, sub_list, sizeof(sub_list)) && fs_expect(fs, choice, 4, "subtype choice") &&
+           fs_write(fs, accept, 1);
 }
 
 /* Reads the Plain credentials; fs->data must be "user\0password". */
@@ -273,8 +273,7 @@ static void script_subtype_rejected(struct fake_server *fs)
     if (fs_write(fs, version_38, 12) && fs_expect(fs, version_38, 12, "version") &&
         fs_write(fs, types, 2) && fs_expect(fs, (uint8_t[]){19}, 1, "type") &&
         fs_write(fs, vv, 2) && fs_expect(fs, vv, 2, "vencrypt version") &&
-        fs_write(fs, subs, sizeof(subs)) &&
-        fs_expect(fs, (uint8_t[]){0, 0, 1, 6}, 4, "subtype"))
+        fs_write(fs, subs, sizeof(subs)) && fs_expect(fs, (uint8_t[]){0, 0, 1, 6}, 4, "subtype"))
         fs_write(fs, (uint8_t[]){0}, 1);
 }
 

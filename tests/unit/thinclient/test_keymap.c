@@ -54,12 +54,12 @@ static void test_unicode_keysyms(void **state)
 {
     (void)state;
     assert_int_equal(keymap_keysym_from_unicode('A'), 0x41);
-    assert_int_equal(keymap_keysym_from_unicode(0xe4), 0xe4);            /* ä: Latin-1 */
-    assert_int_equal(keymap_keysym_from_unicode(0x20ac), 0x010020ac);    /* € */
-    assert_int_equal(keymap_keysym_from_unicode(0x1f600), 0x0101f600);   /* emoji */
-    assert_int_equal(keymap_keysym_from_unicode(0x0a), 0);               /* control */
-    assert_int_equal(keymap_keysym_from_unicode(0x85), 0);               /* C1 */
-    assert_int_equal(keymap_keysym_from_unicode(0xd800), 0);             /* surrogate */
+    assert_int_equal(keymap_keysym_from_unicode(0xe4), 0xe4);          /* ä: Latin-1 */
+    assert_int_equal(keymap_keysym_from_unicode(0x20ac), 0x010020ac);  /* € */
+    assert_int_equal(keymap_keysym_from_unicode(0x1f600), 0x0101f600); /* emoji */
+    assert_int_equal(keymap_keysym_from_unicode(0x0a), 0);             /* control */
+    assert_int_equal(keymap_keysym_from_unicode(0x85), 0);             /* C1 */
+    assert_int_equal(keymap_keysym_from_unicode(0xd800), 0);           /* surrogate */
     assert_int_equal(keymap_keysym_from_unicode(0x110000), 0);
 }
 

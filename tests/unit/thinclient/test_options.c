@@ -92,12 +92,24 @@ static void test_help_lists_every_option(void **state)
     assert_non_null(f);
     client_options_help(f);
     fclose(f);
-    static const char *const names[] = {
-        "--user",       "--password-file", "--ca-file",  "--fingerprint",
-        "--port",       "--fullscreen",    "--quality",  "--compress",
-        "--screenshot", "--screenshot-delay", "--headless", "--log-level",
-        "--help",       "--version",       "VDI_PASSWORD", "Exit codes",
-        "  4  server certificate not trusted", "  7  protocol error"};
+    static const char *const names[] = {"--user",
+                                        "--password-file",
+                                        "--ca-file",
+                                        "--fingerprint",
+                                        "--port",
+                                        "--fullscreen",
+                                        "--quality",
+                                        "--compress",
+                                        "--screenshot",
+                                        "--screenshot-delay",
+                                        "--headless",
+                                        "--log-level",
+                                        "--help",
+                                        "--version",
+                                        "VDI_PASSWORD",
+                                        "Exit codes",
+                                        "  4  server certificate not trusted",
+                                        "  7  protocol error"};
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)
         if (!strstr(buf, names[i])) {
             fprintf(stderr, "--help lacks %s\n", names[i]);
@@ -128,8 +140,8 @@ static void test_parse_target(void **state)
     assert_string_equal(host, "fe80::1");
     assert_int_equal(port, 5999);
     free(host);
-    static const char *const bad[] = {"", ":5900", "[::1", "[::1]x", "h:0", "h:65536",
-                                      "h:12a", "h:-1", "[]:5900"};
+    static const char *const bad[] = {"",        ":5900", "[::1", "[::1]x", "h:0",
+                                      "h:65536", "h:12a", "h:-1", "[]:5900"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         assert_int_equal(tcp_parse_target(bad[i], &host, &port), -EINVAL);
 }

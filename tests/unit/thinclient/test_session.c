@@ -57,10 +57,10 @@ static void *pump_main(void *arg)
 /* ---- the fake server -------------------------------------------------------------------- */
 
 struct script_data {
-    uint32_t name_len;     /* announced desktop name length */
+    uint32_t name_len; /* announced desktop name length */
     bool send_key_ack;
-    bool resize;           /* after the first frame, resize to 32x16 */
-    uint8_t key_msg[12];   /* the QEMU key event received */
+    bool resize;         /* after the first frame, resize to 32x16 */
+    uint8_t key_msg[12]; /* the QEMU key event received */
     bool got_key;
     int32_t encodings[64];
     size_t n_encodings;
@@ -78,7 +78,7 @@ static int read_client_message(struct fake_server *fs, uint8_t *out12)
     uint8_t t;
     if (!fs_read(fs, &t, 1))
         return -1;
-    uint8_t buf[16];
+    uint8_t buf[32];
     switch (t) {
     case 0:
         return fs_read(fs, buf, 19) ? 0 : -1;
@@ -147,19 +147,17 @@ static void script_server(struct fake_server *fs)
 
     uint8_t m[12];
     if (read_client_message(fs, m) != 0) /* SetPixelFormat */
-        {
+    {
         fs_fail(fs, "no SetPixelFormat");
         return;
     }
     uint8_t se[4];
-    if (!fs_read(fs, se, 4) || se[0] != 2)
-        {
+    if (!fs_read(fs, se, 4) || se[0] != 2) {
         fs_fail(fs, "no SetEncodings");
         return;
     }
     d->n_encodings = rfb_get_u16(se + 2);
-    if (d->n_encodings > ARRAY_SIZE(d->encodings))
-        {
+    if (d->n_encodings > ARRAY_SIZE(d->encodings)) {
         fs_fail(fs, "too many encodings");
         return;
     }
@@ -168,8 +166,7 @@ static void script_server(struct fake_server *fs)
         fs_read(fs, e, 4);
         d->encodings[i] = (int32_t)rfb_get_u32(e);
     }
-    if (read_client_message(fs, m) != 3)
-        {
+    if (read_client_message(fs, m) != 3) {
         fs_fail(fs, "no FramebufferUpdateRequest");
         return;
     }
@@ -206,8 +203,7 @@ static void session_start(struct session *s, struct script_data *d, const char *
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     s->pump = (struct pump){.local_fd = sv[0], .upstream_fd = s->fs.peer_fd};
     assert_int_equal(pthread_create(&s->pump.thread, NULL, pump_main, &s->pump), 0);
-    struct vnc_params p = {.fd = sv[1], .quality = 7, .compress = 2,
-                           .screenshot_path = screenshot};
+    struct vnc_params p = {.fd = sv[1], .quality = 7, .compress = 2, .screenshot_path = screenshot};
     assert_int_equal(vnc_start(&p, &s->vnc), 0);
 }
 
