@@ -215,7 +215,7 @@ static int drop_privileges(const char *user)
             return log_error_errno(-errno, "setresuid(%u) failed", (unsigned)uid);
         /* Verify: no way back to root, ids as asked. */
         if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 || getuid() != uid ||
-            geteuid() != uid || getgid() != gid || getegid() != gid) {
+            geteuid() != uid || getgid() != gid || getegid() != gid || getgroups(0, NULL) != 0) {
             log_error("Privilege drop to '%s' did not stick", user);
             return -EPERM;
         }
@@ -249,8 +249,7 @@ int main(int argc, char **argv)
     /* Credentials first (the key may be readable by root only), then drop root. */
     r = tls_server_credentials_new(a.tls_cert, a.tls_key, &creds);
     if (r < 0) {
-        log_error_errno(r, "Cannot load TLS certificate '%s' and key '%s'", a.tls_cert,
-                        a.tls_key);
+        log_error_errno(r, "Cannot load TLS certificate '%s' and key '%s'", a.tls_cert, a.tls_key);
         return SESSION_EXIT_SETUP;
     }
     if (drop_privileges(a.user) < 0) {

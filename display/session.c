@@ -71,9 +71,9 @@ static int client_handshake(struct session *s, uint64_t login_deadline)
     for (;;) {
         /* Each pre-authentication step has its own deadline; the credentials (the user
          * may be typing) only the overall login deadline. */
-        uint64_t deadline = s->tls ? login_deadline
-                                   : min_u64(now_ms() + (uint64_t)s->o->handshake_timeout_s * 1000,
-                                             login_deadline);
+        uint64_t deadline =
+            s->tls ? login_deadline
+                   : min_u64(now_ms() + (uint64_t)s->o->handshake_timeout_s * 1000, login_deadline);
         const char *step = vencrypt_state_name(s->v);
         int r = client_flush(s, deadline);
         if (r < 0)
@@ -94,8 +94,7 @@ static int client_handshake(struct session *s, uint64_t login_deadline)
         case VENCRYPT_EVENT_CREDENTIALS:
             return 0;
         case VENCRYPT_EVENT_FAILED:
-            log_info("Handshake refused client=%s reason=\"%s\"", s->addr,
-                     vencrypt_failure(s->v));
+            log_info("Handshake refused client=%s reason=\"%s\"", s->addr, vencrypt_failure(s->v));
             return -EPROTO;
         default:
             return log_error_errno(-EINVAL, "Unexpected handshake event %d client=%s", event,
@@ -104,8 +103,7 @@ static int client_handshake(struct session *s, uint64_t login_deadline)
 
         size_t want = vencrypt_bytes_wanted(s->v);
         if (want == 0 || want > sizeof(buf))
-            return log_error_errno(-EINVAL, "Handshake wants %zu bytes client=%s", want,
-                                   s->addr);
+            return log_error_errno(-EINVAL, "Handshake wants %zu bytes client=%s", want, s->addr);
         r = s->tls ? tls_conn_read_full(s->tls, buf, want, deadline)
                    : fd_read_full(s->client_fd, buf, want, deadline);
         if (r < 0) {
@@ -115,8 +113,7 @@ static int client_handshake(struct session *s, uint64_t login_deadline)
             else if (r == -EPIPE)
                 log_info("Client closed the connection client=%s step=%s", s->addr, step);
             else
-                log_errno(LOG_LEVEL_INFO, r, "Client read failed client=%s step=%s", s->addr,
-                          step);
+                log_errno(LOG_LEVEL_INFO, r, "Client read failed client=%s step=%s", s->addr, step);
             return r;
         }
         size_t consumed;
@@ -226,8 +223,8 @@ static int session_login(struct session *s, bool *logged_in)
         }
         break;
     case PROTO_CLOSE:
-        log_info("Broker closed the session during login client=%s user=%s reason=\"%s\"",
-                 s->addr, s->user, m.text);
+        log_info("Broker closed the session during login client=%s user=%s reason=\"%s\"", s->addr,
+                 s->user, m.text);
         (void)client_verdict(s, false, m.text[0] ? m.text : "Session closed");
         ret = SESSION_EXIT_OK;
         break;
@@ -247,8 +244,8 @@ static int session_login(struct session *s, bool *logged_in)
 static void *relay_main(void *userdata)
 {
     struct session *s = userdata;
-    s->relay_result = tls_relay_run(s->tls, s->proxy_fd, s->relay_stop_fd,
-                                    RELAY_WRITE_TIMEOUT_MS, &s->relay_stats);
+    s->relay_result = tls_relay_run(s->tls, s->proxy_fd, s->relay_stop_fd, RELAY_WRITE_TIMEOUT_MS,
+                                    &s->relay_stats);
     (void)eventfd_write(s->relay_done_fd, 1);
     return NULL;
 }
@@ -314,8 +311,8 @@ static int handle_broker_message(struct session *s, struct proto_message *m, int
         s->upstream_attached = true;
         r = proxy_attach_upstream(s->proxy, TAKE_FD(m->fd));
         if (r < 0) {
-            log_error_errno(r, "Cannot attach the desktop client=%s user=%s desktop=%s",
-                            s->addr, s->user, m->text);
+            log_error_errno(r, "Cannot attach the desktop client=%s user=%s desktop=%s", s->addr,
+                            s->user, m->text);
             (void)proxy_show_status(s->proxy, "Your desktop could not be displayed.");
             *closing_code = SESSION_EXIT_DESKTOP;
             return 1;
@@ -329,8 +326,8 @@ static int handle_broker_message(struct session *s, struct proto_message *m, int
         *closing_code = SESSION_EXIT_OK;
         return 1;
     default:
-        log_error("Broker protocol violation: %s after login client=%s",
-                  proto_type_name(m->type), s->addr);
+        log_error("Broker protocol violation: %s after login client=%s", proto_type_name(m->type),
+                  s->addr);
         return -SESSION_EXIT_BROKER;
     }
 }
@@ -369,14 +366,13 @@ static int session_loop(struct session *s)
         if (p[FD_RELAY].revents) {
             int r = s->relay_result;
             if (r < 0 && r != -ECONNRESET && r != -EPIPE) {
-                log_errno(LOG_LEVEL_INFO, r, "Client connection failed client=%s user=%s",
-                          s->addr, s->user);
+                log_errno(LOG_LEVEL_INFO, r, "Client connection failed client=%s user=%s", s->addr,
+                          s->user);
                 return linger_until ? closing_code : SESSION_EXIT_CLIENT;
             }
             log_info("Client disconnected client=%s user=%s bytes_in=%" PRIu64
                      " bytes_out=%" PRIu64,
-                     s->addr, s->user, s->relay_stats.bytes_from_tls,
-                     s->relay_stats.bytes_to_tls);
+                     s->addr, s->user, s->relay_stats.bytes_from_tls, s->relay_stats.bytes_to_tls);
             return linger_until ? closing_code : SESSION_EXIT_OK;
         }
         if (p[FD_PROXY].revents) {
@@ -391,8 +387,7 @@ static int session_loop(struct session *s)
             if (r == -EAGAIN || r == -EINTR)
                 continue;
             if (r == -EPIPE) {
-                log_info("Broker closed the control socket client=%s user=%s", s->addr,
-                         s->user);
+                log_info("Broker closed the control socket client=%s user=%s", s->addr, s->user);
                 return SESSION_EXIT_OK;
             }
             if (r < 0) {

@@ -220,6 +220,21 @@ int tls_server_credentials_new(const char *cert_file, const char *key_file,
     }
     gnutls_datum_t cd = {.data = (unsigned char *)cert, .size = (unsigned)cert_size};
     gnutls_datum_t kd = {.data = (unsigned char *)key, .size = (unsigned)key_size};
+    /* Parse the chain on its own first: a clear error, and GnuTLS 3.7.9 leaks memory when
+     * gnutls_certificate_set_x509_key_mem2() is given an unparsable certificate. */
+    gnutls_x509_crt_t *chain = NULL;
+    unsigned chain_len = 0;
+    r = gnutls_x509_crt_list_import2(&chain, &chain_len, &cd, GNUTLS_X509_FMT_PEM, 0);
+    if (r >= 0) {
+        for (unsigned i = 0; i < chain_len; i++)
+            gnutls_x509_crt_deinit(chain[i]);
+        gnutls_free(chain);
+    }
+    if (r < 0 || chain_len == 0) {
+        log_debug("Cannot parse certificate '%s': %s", cert_file, gnutls_strerror(r));
+        tls_server_credentials_free(c);
+        return -EINVAL;
+    }
     r = gnutls_certificate_set_x509_key_mem2(c->cred, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
     if (r < 0) {
         log_debug("Cannot load certificate '%s' / key '%s': %s", cert_file, key_file,
@@ -287,8 +302,8 @@ static int client_verify(struct tls_conn *t, const struct tls_client_trust *trus
         }
         if (status != 0) {
             gnutls_datum_t out = {0};
-            if (gnutls_certificate_verification_status_print(
-                    status, GNUTLS_CRT_X509, &out, 0) >= 0) {
+            if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) >=
+                0) {
                 log_debug("Server certificate not trusted: %s", (const char *)out.data);
                 gnutls_free(out.data);
             }
@@ -475,9 +490,11 @@ struct relay {
 
 /* Each step returns 1 on progress, 0 when blocked or nothing to do, or -errno. */
 
+/* Once one side has ended, only the data already buffered for the other side moves. */
+
 static int relay_tls_recv(struct relay *r, uint64_t now)
 {
-    if (r->tls_eof)
+    if (r->tls_eof || r->local_eof)
         return 0;
     size_t space = rb_space(&r->to_local, false);
     if (space == 0)
@@ -507,7 +524,7 @@ static int relay_tls_recv(struct relay *r, uint64_t now)
 static int relay_tls_send(struct relay *r, uint64_t now)
 {
     size_t used = rb_used(&r->to_tls);
-    if (used == 0)
+    if (used == 0 || r->tls_eof)
         return 0;
     size_t len = r->send_inflight ? r->send_inflight : used;
     if (len > RELAY_MAX_RECORD)
@@ -532,7 +549,7 @@ static int relay_tls_send(struct relay *r, uint64_t now)
 
 static int relay_local_read(struct relay *r, uint64_t now)
 {
-    if (r->local_eof)
+    if (r->local_eof || r->tls_eof)
         return 0;
     size_t space = rb_space(&r->to_tls, r->send_inflight > 0);
     if (space == 0)
@@ -654,11 +671,14 @@ int tls_relay_run(struct tls_conn *t, int local_fd, int stop_fd, int write_timeo
         /* Only poll what we can act on: an fd with no interest is left out so that a
          * hang-up on it cannot wake us in a loop. */
         short tls_events = 0, local_events = 0;
-        if (!r->tls_eof && rb_space(&r->to_local, false) > 0)
+        /* (These conditions mirror the relay_* steps: polling for something no step
+         * would consume would spin.) */
+        bool ended = r->tls_eof || r->local_eof;
+        if (!ended && rb_space(&r->to_local, false) > 0)
             tls_events |= r->recv_blocked && r->recv_wants_write ? POLLOUT : POLLIN;
-        if (r->send_blocked)
+        if (r->send_blocked && !r->tls_eof)
             tls_events |= r->send_wants_write ? POLLOUT : POLLIN;
-        if (!r->local_eof && rb_space(&r->to_tls, r->send_inflight > 0) > 0)
+        if (!ended && rb_space(&r->to_tls, r->send_inflight > 0) > 0)
             local_events |= POLLIN;
         if (rb_used(&r->to_local) > 0)
             local_events |= POLLOUT;

@@ -242,8 +242,7 @@ static int step_plain_lengths(struct vencrypt *v)
     uint32_t ulen = get_u32(v->in), plen = get_u32(v->in + 4);
     if (ulen > PROTO_MAX_USERNAME || plen > PROTO_MAX_PASSWORD) {
         out_security_failed(v, "Username or password too long");
-        return fail(v, "credentials too long (username %u bytes, password %u bytes)", ulen,
-                    plen);
+        return fail(v, "credentials too long (username %u bytes, password %u bytes)", ulen, plen);
     }
     v->username_len = ulen;
     v->password_len = plen;

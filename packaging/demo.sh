@@ -6,14 +6,15 @@
 #   next run of this script picks it up again.
 #
 # Environment: VDI_DEMO_STATE (default /var/lib/vdi-demo), VDI_DEMO_PORT (5900),
-# VDI_DEMO_VIRT_TYPE (qemu: KVM hangs Linux guests on some hosts, TCG always works).
+# VDI_DEMO_VIRT_TYPE (qemu: KVM hangs Linux guests on some hosts, TCG always works),
+# VDI_DEMO_BUILD (build directory, default build-release/).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 state=${VDI_DEMO_STATE:-/var/lib/vdi-demo}
 port=${VDI_DEMO_PORT:-5900}
 virt_type=${VDI_DEMO_VIRT_TYPE:-qemu}
-build=$src/build-release
+build=${VDI_DEMO_BUILD:-$src/build-release}
 step() { printf '\n==> %s\n' "$*"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root (it installs packages and a user)" >&2; exit 1; }

@@ -5,13 +5,16 @@
 #   3. build with -DVDI_SANITIZE=ON (ASan + UBSan) in build-sanitize/, run the suite again
 # then a summary; exits non-zero when any step failed. About 10-20 minutes on 2 cores.
 #
-# Environment: VDI_JOBS (parallel build jobs, default nproc), VDI_SKIP_SANITIZE=1 to
+# Environment: VDI_JOBS (parallel build jobs, default nproc), VDI_BUILD_DIR and
+# VDI_SANITIZE_BUILD_DIR (default build/ and build-sanitize/), VDI_SKIP_SANITIZE=1 to
 # leave out step 3 locally (CI never sets it), VDI_CTEST_ARGS (extra ctest arguments,
 # e.g. "-L unit").
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${VDI_JOBS:-$(nproc)}
+build=${VDI_BUILD_DIR:-$src/build}
+build_san=${VDI_SANITIZE_BUILD_DIR:-$src/build-sanitize}
 read -r -a ctest_extra <<<"${VDI_CTEST_ARGS:-}"
 summary=()
 failed=0
@@ -52,8 +55,8 @@ else
     skip "install dependencies" "not root"
 fi
 
-if stage "build (-Werror)" configure_and_build "$src/build"; then
-    stage "tests (unit + integration)" run_suite "$src/build"
+if stage "build (-Werror)" configure_and_build "$build"; then
+    stage "tests (unit + integration)" run_suite "$build"
 else
     skip "tests (unit + integration)" "build failed"
 fi
@@ -64,9 +67,9 @@ else
     # pam_wrapper is LD_PRELOADed ahead of the ASan runtime in the integration tests.
     export ASAN_OPTIONS=${ASAN_OPTIONS:-verify_asan_link_order=0:detect_leaks=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-    if stage "build (ASan+UBSan)" configure_and_build "$src/build-sanitize" \
+    if stage "build (ASan+UBSan)" configure_and_build "$build_san" \
         -DVDI_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug; then
-        stage "tests under ASan+UBSan" run_suite "$src/build-sanitize"
+        stage "tests under ASan+UBSan" run_suite "$build_san"
     else
         skip "tests under ASan+UBSan" "build failed"
     fi

@@ -80,20 +80,33 @@ def main():
     broker, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
     def child_fds():
-        os.dup2(conn.fileno(), 3)
-        os.dup2(theirs.fileno(), 4)
+        # Via fresh copies: dup2 onto 3 and 4 then clears close-on-exec even when the
+        # socket already sits on 3 or 4.
+        a, b = os.dup(conn.fileno()), os.dup(theirs.fileno())
+        os.dup2(a, 3)
+        os.dup2(b, 4)
 
     args = [session, "--client-fd", "3", "--control-fd", "4", "--client-address",
             "127.0.0.1:%d" % conn.getpeername()[1], "--tls-cert", os.path.join(d, "cert.pem"),
             "--tls-key", os.path.join(d, "key.pem"), "--log-level", "debug"]
     if os.geteuid() == 0:
         args += ["--user", "nobody"]
-    proc = subprocess.Popen(args, preexec_fn=child_fds, pass_fds=(conn.fileno(), theirs.fileno()),
+    proc = subprocess.Popen(args, preexec_fn=child_fds, close_fds=False,
                             stderr=subprocess.PIPE, text=True)
     conn.close()
     theirs.close()
 
-    user, password = recv_auth(broker)
+    broker.settimeout(20)
+    try:
+        user, password = recv_auth(broker)
+    except Exception as e:
+        print("no AUTH_REQUEST:", e)
+        proc.kill()
+        viewer.kill()
+        xvfb.kill()
+        print(proc.communicate()[1])
+        print(viewer.communicate()[0].decode(errors="replace"))
+        return 1
     print("broker: AUTH_REQUEST user=%s password %s" % (user, "ok" if password == PASSWORD else "WRONG"))
     send(broker, 2, b"\x01" + pstr(""))                      # AUTH_RESULT ok
     send(broker, 3, pstr("Starting your desktop (TigerVNC check)..."))  # DESKTOP_STATUS

@@ -48,7 +48,8 @@ static int group_setup(void **state)
     snprintf(dir, sizeof(dir), "/tmp/vdi-test-tls-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    if (write_text("ca.tmpl", "cn = \"vdi test CA\"\nca\ncert_signing_key\nexpiration_days = 2\n") ||
+    if (write_text("ca.tmpl",
+                   "cn = \"vdi test CA\"\nca\ncert_signing_key\nexpiration_days = 2\n") ||
         write_text("server.tmpl", "cn = \"vdi.test\"\ndns_name = \"vdi.test\"\n"
                                   "ip_address = \"127.0.0.1\"\ntls_www_server\n"
                                   "signing_key\nencryption_key\nexpiration_days = 2\n") ||
@@ -375,8 +376,8 @@ static void relay_start(struct relay_run *r, struct tls_conn *s, int stop_fd, in
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    *r = (struct relay_run){.conn = s, .local_fd = sv[0], .stop_fd = stop_fd,
-                            .write_timeout_ms = timeout_ms};
+    *r = (struct relay_run){
+        .conn = s, .local_fd = sv[0], .stop_fd = stop_fd, .write_timeout_ms = timeout_ms};
     *local = sv[1];
     assert_int_equal(pthread_create(&r->thread, NULL, relay_main, r), 0);
 }

@@ -322,13 +322,13 @@ static void test_wrong_subtype(void **state)
 static void refuse_lengths(uint32_t ulen, uint32_t plen)
 {
     struct vencrypt *v = start_tls();
-    uint8_t b[8] = {ulen >> 24, ulen >> 16, ulen >> 8, ulen, plen >> 24, plen >> 16, plen >> 8,
-                    plen};
+    uint8_t b[8] = {ulen >> 24, ulen >> 16, ulen >> 8, ulen,
+                    plen >> 24, plen >> 16, plen >> 8, plen};
     struct mallinfo2 before = mallinfo2();
     assert_int_equal(feed(v, b, 8), VENCRYPT_EVENT_FAILED);
     struct mallinfo2 after = mallinfo2();
     assert_int_equal(before.uordblks, after.uordblks); /* nothing allocated for it */
-    assert_int_equal(vencrypt_bytes_wanted(v), 0);    /* and nothing more to read */
+    assert_int_equal(vencrypt_bytes_wanted(v), 0);     /* and nothing more to read */
     expect_refusal(v, (const uint8_t *)"\0\0\0\1", 4);
     vencrypt_free(v);
 }
