@@ -266,6 +266,10 @@ static int run_session(const struct client_options *o, struct tls_conn *tls, con
         code = CLIENT_EXIT_OK;
     } else if (end == VNC_END_SCREENSHOT) {
         code = CLIENT_EXIT_OK;
+    } else if (end == VNC_END_INCOMPLETE) {
+        say("protocol error: the server never sent the whole framebuffer (the screenshot "
+            "holds what arrived)");
+        code = CLIENT_EXIT_PROTOCOL;
     } else if (end == VNC_END_ERROR) {
         code = CLIENT_EXIT_INTERNAL;
     } else if (handoff_error == -EPROTO) {

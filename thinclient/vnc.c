@@ -62,6 +62,7 @@ struct vnc {
     uint8_t *coverage; /* screenshot mode: which pixels have been received */
     size_t covered;
     uint64_t complete_ms; /* when coverage became complete, 0 before */
+    uint64_t started_ms;  /* rfbInitClient done */
 };
 
 static int vnc_tag;
@@ -275,12 +276,23 @@ static bool flush_input(struct vnc *v)
     }
 }
 
+/* When the screenshot is due: the delay after the first complete frame, or (a server that
+ * never sends the whole framebuffer) VNC_SCREENSHOT_TIMEOUT_MS plus the delay after the
+ * session started. */
+static uint64_t screenshot_due_ms(struct vnc *v)
+{
+    uint64_t delay = (uint64_t)v->params.screenshot_delay_ms;
+    uint64_t give_up = v->started_ms + delay + (uint64_t)v->params.screenshot_timeout_ms;
+    if (v->complete_ms == 0)
+        return give_up;
+    return v->complete_ms + delay;
+}
+
 static int screenshot_wait_ms(struct vnc *v)
 {
-    if (!v->coverage || v->complete_ms == 0)
+    if (!v->screenshot_path || !v->fb)
         return -1;
-    uint64_t due = v->complete_ms + (uint64_t)v->params.screenshot_delay_ms;
-    uint64_t now = now_ms();
+    uint64_t due = screenshot_due_ms(v), now = now_ms();
     return now >= due ? 0 : (int)(due - now);
 }
 
@@ -288,11 +300,18 @@ static bool screenshot_maybe(struct vnc *v)
 {
     if (screenshot_wait_ms(v) != 0)
         return false;
+    bool complete = v->complete_ms != 0;
     int r = ppm_write(v->screenshot_path, v->fb, v->fb_w, v->fb_h, (size_t)v->fb_w, VNC_RED_SHIFT,
                       VNC_GREEN_SHIFT, VNC_BLUE_SHIFT);
     if (r < 0) {
         log_error_errno(r, "Cannot write screenshot %s", v->screenshot_path);
         set_end(v, VNC_END_ERROR);
+    } else if (!complete) {
+        log_warning("the server sent only %zu of %dx%d pixels within %d ms; wrote them to %s",
+                    v->covered, v->fb_w, v->fb_h,
+                    v->params.screenshot_delay_ms + v->params.screenshot_timeout_ms,
+                    v->screenshot_path);
+        set_end(v, VNC_END_INCOMPLETE);
     } else {
         log_info("screenshot written file=%s size=%dx%d", v->screenshot_path, v->fb_w, v->fb_h);
         set_end(v, VNC_END_SCREENSHOT);
@@ -341,6 +360,7 @@ static void *vnc_thread(void *arg)
         goto out;
     }
     v->client = c;
+    v->started_ms = now_ms();
     v->qemu_ack_expected = !SupportsClient2Server(c, rfbQemuEvent);
     log_debug("vnc session started desktop=\"%s\"", c->desktopName ? c->desktopName : "");
 
@@ -417,6 +437,8 @@ int vnc_start(const struct vnc_params *p, struct vnc **ret)
         }
     }
     v->params.screenshot_path = v->screenshot_path;
+    if (v->params.screenshot_timeout_ms <= 0)
+        v->params.screenshot_timeout_ms = VNC_SCREENSHOT_TIMEOUT_MS;
     v->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     v->end_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (v->wake_fd < 0 || v->end_fd < 0) {

@@ -15,6 +15,9 @@
 #include <stdint.h>
 
 #define VNC_READ_TIMEOUT_S 60 /* a message stalled halfway for this long ends the session */
+/* --screenshot: a server that has not sent every pixel this long (plus the delay) after
+ * the session started gets what arrived written, and VNC_END_INCOMPLETE. */
+#define VNC_SCREENSHOT_TIMEOUT_MS 15000
 #define VNC_RED_SHIFT 0
 #define VNC_GREEN_SHIFT 8
 #define VNC_BLUE_SHIFT 16
@@ -26,6 +29,7 @@ struct vnc_params {
     int quality, compress;
     const char *screenshot_path; /* NULL, or: write the first complete frame, then end */
     int screenshot_delay_ms;
+    int screenshot_timeout_ms; /* 0: VNC_SCREENSHOT_TIMEOUT_MS */
     /* Called on the vnc thread when the shared frame changed; keep it cheap (post an
      * event). May be NULL. */
     void (*on_frame)(void *userdata);
@@ -36,6 +40,7 @@ enum vnc_end {
     VNC_RUNNING,
     VNC_END_STOPPED,     /* vnc_stop() */
     VNC_END_SCREENSHOT,  /* --screenshot written */
+    VNC_END_INCOMPLETE,  /* --screenshot written, but the server never sent every pixel */
     VNC_END_INIT_FAILED, /* rfbInitClient failed */
     VNC_END_CLOSED,      /* reading or writing failed: server gone or protocol error */
     VNC_END_ERROR,       /* local failure (memory, screenshot file) */

@@ -60,6 +60,7 @@ struct script_data {
     uint32_t name_len; /* announced desktop name length */
     bool send_key_ack;
     bool resize;         /* after the first frame, resize to 32x16 */
+    bool partial;        /* answer the full request with half the screen only */
     uint8_t key_msg[12]; /* the QEMU key event received */
     bool got_key;
     int32_t encodings[64];
@@ -170,7 +171,7 @@ static void script_server(struct fake_server *fs)
         fs_fail(fs, "no FramebufferUpdateRequest");
         return;
     }
-    send_raw_frame(fs, FB_W, FB_H, d->send_key_ack);
+    send_raw_frame(fs, FB_W, d->partial ? FB_H / 2 : FB_H, d->send_key_ack);
 
     if (d->resize) {
         uint8_t hdr[4] = {0, 0, 0, 1};
@@ -196,15 +197,25 @@ struct session {
     struct vnc *vnc;
 };
 
-static void session_start(struct session *s, struct script_data *d, const char *screenshot)
+static void session_start_timeout(struct session *s, struct script_data *d, const char *screenshot,
+                                  int timeout_ms)
 {
     int sv[2];
     fake_server_start(&s->fs, script_server, d);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     s->pump = (struct pump){.local_fd = sv[0], .upstream_fd = s->fs.peer_fd};
     assert_int_equal(pthread_create(&s->pump.thread, NULL, pump_main, &s->pump), 0);
-    struct vnc_params p = {.fd = sv[1], .quality = 7, .compress = 2, .screenshot_path = screenshot};
+    struct vnc_params p = {.fd = sv[1],
+                           .quality = 7,
+                           .compress = 2,
+                           .screenshot_path = screenshot,
+                           .screenshot_timeout_ms = timeout_ms};
     assert_int_equal(vnc_start(&p, &s->vnc), 0);
+}
+
+static void session_start(struct session *s, struct script_data *d, const char *screenshot)
+{
+    session_start_timeout(s, d, screenshot, 0);
 }
 
 static enum vnc_end session_stop(struct session *s)
@@ -321,6 +332,27 @@ static void test_desktop_resize(void **state)
     session_stop(&s);
 }
 
+/* A server that never sends the whole framebuffer: the screenshot is written anyway after
+ * the timeout, and the end says it is incomplete (no hang). */
+static void test_incomplete_frame_times_out(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vdi-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/shot.ppm", dir);
+    struct script_data d = {.name_len = 12, .partial = true};
+    struct session s;
+    uint64_t start = now_ms();
+    session_start_timeout(&s, &d, path, 300);
+    assert_true(wait_for(ended, &s, 5000));
+    assert_true(now_ms() - start >= 300);
+    assert_int_equal(session_stop(&s), VNC_END_INCOMPLETE);
+    assert_int_equal(access(path, R_OK), 0);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_oversize_desktop_name(void **state)
 {
     (void)state;
@@ -338,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_screenshot_of_first_frame),
         cmocka_unit_test(test_extended_key_event),
         cmocka_unit_test(test_desktop_resize),
+        cmocka_unit_test(test_incomplete_frame_times_out),
         cmocka_unit_test(test_oversize_desktop_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
