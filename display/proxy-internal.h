@@ -94,6 +94,9 @@ struct proxy {
     pthread_t client_thread;
     bool client_thread_started;
     int server_sock_ref; /* dup of libvncserver's socketpair end, for shutdown() */
+    /* Set by the client's output thread once it announced the current size after the client
+     * enabled DesktopSize (see on_display_hook in proxy.c). */
+    bool size_announced;
 
     /* The pointer shape sent to clients that draw it themselves (RichCursor/XCursor), via
      * screen->getCursorPtr. screen->cursor stays NULL so that libvncserver never composites

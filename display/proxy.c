@@ -244,6 +244,21 @@ static void on_pointer(int buttons, int x, int y, rfbClientPtr cl)
     (void)proxy_input_queue_push(&p->input, &ev);
 }
 
+/* Runs in the client's output thread just before each framebuffer update. The VM may
+ * resize the screen after ServerInit but before the client's SetEncodings enabled
+ * DesktopSize; libvncserver then never tells that client. So the first update after the
+ * client enabled it always carries the current size (a repeated size is harmless). */
+static void on_display_hook(rfbClientPtr cl)
+{
+    struct proxy *p = cl->clientData;
+    if (!p || p->size_announced || !cl->useNewFBSize)
+        return;
+    p->size_announced = true;
+    LOCK(cl->updateMutex);
+    cl->newFBSizePending = TRUE;
+    UNLOCK(cl->updateMutex);
+}
+
 static void on_client_gone(rfbClientPtr cl)
 {
     struct proxy *p = cl->clientData;
@@ -359,6 +374,7 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     s->maxClientWait = write_timeout;
     s->cursor = NULL; /* never composited into the picture: see proxy-internal.h */
     s->getCursorPtr = get_cursor;
+    s->displayHook = on_display_hook;
     p->cursor = default_cursor();
     rfbMaxClientWait = write_timeout;
 

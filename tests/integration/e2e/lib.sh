@@ -118,7 +118,11 @@ broker_start() {
     local sets=() kv
     for kv in "$@"; do sets+=(--set "$kv"); done
     BROKER_LOG=$T/logs/broker-$(basename "$STATE").log
+    # pam_wrapper dlopen()s libpam with RTLD_DEEPBIND, which ASan refuses (the broker
+    # dies in its first PAM call); pam_wrapper 1.1.4 reads the switch under uid_wrapper's
+    # name, later versions under their own.
     LD_PRELOAD=$PAM_WRAPPER_LIB PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$T/pam \
+        PAM_WRAPPER_DISABLE_DEEPBIND=1 UID_WRAPPER_DISABLE_DEEPBIND=1 \
         ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
         "$VDI_BROKER" --config "$STATE.conf" "${sets[@]}" >"$BROKER_LOG" 2>&1 &

@@ -65,6 +65,15 @@ enum {
     EXIT_TIMEOUT = 7,
 };
 
+/* In the sanitizer build this tool is instrumented too; the leaks LeakSanitizer finds in
+ * it are libvncclient's and GnuTLS's (the reference client, not vdi code), so leak
+ * checking is off for this program only. Unused without ASan. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "detect_leaks=0";
+}
+
 /* ---- small helpers ----------------------------------------------------------------- */
 
 static int64_t now_ms(void)
