@@ -949,6 +949,87 @@ static void test_stalled_client(void **state)
     safe_close(client_fd);
 }
 
+static uint16_t be16(const uint8_t *b)
+{
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Regression: the VM is attached (800x600 -> 720x400) after the client got ServerInit but
+ * before its SetEncodings enabled DesktopSize. libvncserver alone never tells such a
+ * client; the proxy must send the current size first in the client's next update. Raw RFB
+ * on client_fd, so the order of messages is exactly the test's. */
+static void test_resize_before_set_encodings(void **state)
+{
+    (void)state;
+    int client_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    uint64_t deadline = now_ms() + 10000;
+
+    /* ClientInit (shared), then ServerInit: the status screen's size, then skip the rest. */
+    uint8_t shared = 1, si[24];
+    assert_int_equal(fd_write_full(client_fd, &shared, 1, deadline), 0);
+    assert_int_equal(fd_read_full(client_fd, si, sizeof(si), deadline), 0);
+    assert_int_equal(be16(si), STATUS_W);
+    assert_int_equal(be16(si + 2), STATUS_H);
+    uint32_t name_len = be32(si + 20);
+    assert_true(name_len < 256);
+    char name[256];
+    assert_int_equal(fd_read_full(client_fd, name, name_len, deadline), 0);
+
+    /* The VM's display arrives now: the screen becomes QEMU's size (attach resizes it
+     * before returning; -EBUSY from the status screen shows the upstream is live). */
+    int vnc = connect_unix(qemu.vnc);
+    assert_true(vnc >= 0);
+    assert_int_equal(proxy_attach_upstream(p, vnc), 0);
+    struct image img = {0};
+    assert_int_equal(qemu_screendump(&img), 0);
+    free(img.rgb);
+    assert_true(img.w != STATUS_W || img.h != STATUS_H);
+    assert_int_equal(proxy_show_status(p, "hidden"), -EBUSY);
+
+    /* Only now does the client enable DesktopSize, and ask for the size it knows. */
+    static const uint8_t set_encodings[] = {
+        2,    0,    0,    2,    /* SetEncodings, 2 encodings */
+        0,    0,    0,    0,    /* Raw */
+        0xff, 0xff, 0xff, 0x21, /* DesktopSize -223 */
+    };
+    /* FramebufferUpdateRequest, not incremental, 0,0 800x600 */
+    static const uint8_t request[] = {
+        3, 0, 0, 0, 0, 0, STATUS_W >> 8, STATUS_W & 0xff, STATUS_H >> 8, STATUS_H & 0xff,
+    };
+    assert_int_equal(fd_write_full(client_fd, set_encodings, sizeof(set_encodings), deadline), 0);
+    assert_int_equal(fd_write_full(client_fd, request, sizeof(request), deadline), 0);
+
+    /* The first server message that is an update (skipping any Bell) must start with a
+     * DesktopSize rectangle carrying QEMU's size. */
+    uint8_t type = 0;
+    do
+        assert_int_equal(fd_read_full(client_fd, &type, 1, deadline), 0);
+    while (type == 2);
+    assert_int_equal(type, 0); /* FramebufferUpdate */
+    uint8_t hdr[3], rect[12];
+    assert_int_equal(fd_read_full(client_fd, hdr, sizeof(hdr), deadline), 0);
+    assert_true(be16(hdr + 1) >= 1);
+    assert_int_equal(fd_read_full(client_fd, rect, sizeof(rect), deadline), 0);
+    int32_t encoding = (int32_t)be32(rect + 8);
+    fprintf(stderr, "first rectangle: %ux%u at %u,%u, encoding %d (QEMU %dx%d)\n", be16(rect + 4),
+            be16(rect + 6), be16(rect), be16(rect + 2), (int)encoding, img.w, img.h);
+    assert_int_equal(encoding, -223);
+    assert_int_equal(be16(rect + 4), img.w);
+    assert_int_equal(be16(rect + 6), img.h);
+
+    assert_false(event_fd_fired(p, 0));
+    client_fd = safe_close(client_fd);
+    assert_true(event_fd_fired(p, 5000));
+    assert_string_equal(proxy_end_reason(p), "client disconnected");
+    proxy_free(p);
+}
+
 int main(void)
 {
     if (getenv("VDI_TEST_DEBUG"))
@@ -969,6 +1050,7 @@ int main(void)
         cmocka_unit_test(test_gradient_tight),
         cmocka_unit_test(test_gradient_tight_jpeg),
         cmocka_unit_test(test_stalled_client),
+        cmocka_unit_test(test_resize_before_set_encodings),
     };
     int fds_before = count_open_fds();
     int r = cmocka_run_group_tests(tests, group_setup, group_teardown);
