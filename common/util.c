@@ -51,8 +51,7 @@ int fd_set_nonblock(int fd, bool nonblock)
     return 0;
 }
 
-/* Waits until fd is ready for events or the deadline passes. */
-static int fd_wait(int fd, short events, uint64_t deadline_ms)
+int fd_wait(int fd, short events, uint64_t deadline_ms)
 {
     for (;;) {
         int left = deadline_left_ms(deadline_ms);

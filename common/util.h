@@ -1,6 +1,7 @@
 #pragma once
 /* Small helpers every module uses: scoped cleanup, overflow-checked sizes, fds, time. */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +60,11 @@ uint64_t now_ms(void);
 int deadline_left_ms(uint64_t deadline_ms);
 
 int fd_set_nonblock(int fd, bool nonblock);
+
+/* Waits until fd is ready for events (POLLIN / POLLOUT; HUP and errors count as ready:
+ * the next read or write reports them) or the monotonic deadline passes.
+ * Returns 0, -ETIMEDOUT or -errno. */
+int fd_wait(int fd, short events, uint64_t deadline_ms);
 
 /* Reads or writes exactly len bytes on a (blocking or non-blocking) fd before the
  * monotonic deadline. Return 0, -ETIMEDOUT, -EPIPE on EOF (read), or -errno. */

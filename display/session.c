@@ -165,18 +165,10 @@ static int broker_send_credentials(struct session *s)
 static int broker_recv(struct session *s, uint64_t deadline, struct proto_message *m)
 {
     for (;;) {
-        struct pollfd p = {.fd = s->o->control_fd, .events = POLLIN};
-        int left = deadline_left_ms(deadline);
-        if (left <= 0)
-            return -ETIMEDOUT;
-        int n = poll(&p, 1, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            continue;
-        int r = proto_recv(s->o->control_fd, PROTO_FROM_BROKER, m);
+        int r = fd_wait(s->o->control_fd, POLLIN, deadline);
+        if (r < 0)
+            return r;
+        r = proto_recv(s->o->control_fd, PROTO_FROM_BROKER, m);
         if (r == -EAGAIN || r == -EINTR)
             continue;
         return r;

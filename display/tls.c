@@ -109,22 +109,8 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 /* Waits until the direction GnuTLS was blocked on is ready, or the deadline passes. */
 static int wait_io(struct tls_conn *t, uint64_t deadline_ms)
 {
-    for (;;) {
-        int left = deadline_left_ms(deadline_ms);
-        if (left <= 0)
-            return -ETIMEDOUT;
-        struct pollfd p = {
-            .fd = t->fd,
-            .events = gnutls_record_get_direction(t->session) ? POLLOUT : POLLIN,
-        };
-        int r = poll(&p, 1, left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r > 0)
-            return 0; /* ready, or HUP/ERR: the next GnuTLS call reports it */
-    }
+    return fd_wait(t->fd, gnutls_record_get_direction(t->session) ? POLLOUT : POLLIN,
+                   deadline_ms);
 }
 
 static int conn_new(int fd, unsigned flags, const char *priority, struct tls_conn **ret)

@@ -85,19 +85,9 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms)
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
         if (errno != EINPROGRESS)
             return -errno;
-        for (;;) {
-            int left = deadline_left_ms(deadline_ms);
-            if (left == 0)
-                return -ETIMEDOUT;
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int r = poll(&p, 1, left);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0)
-                return -errno;
-            if (r > 0)
-                break;
-        }
+        int r = fd_wait(fd, POLLOUT, deadline_ms);
+        if (r < 0)
+            return r;
         int err = 0;
         socklen_t len = sizeof(err);
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
