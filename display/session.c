@@ -153,7 +153,10 @@ static int broker_send_credentials(struct session *s)
     if (r >= 0)
         r = proto_set_string(m.password, sizeof(m.password), password);
     if (r >= 0) {
-        (void)proto_set_string(s->user, sizeof(s->user), user);
+        /* Only a valid name reaches the logs: a raw one may be a mistyped password or
+         * forge key=value fields. The broker applies the same rule. */
+        (void)proto_set_string(s->user, sizeof(s->user),
+                               username_is_valid(user) ? user : "(invalid)");
         r = proto_send(s->o->control_fd, &m);
     }
     proto_message_done(&m); /* wipes the password copy */

@@ -396,6 +396,25 @@ static void test_login_refused(void **state)
     check_log();
 }
 
+/* A user name that is not a valid account name (here: a password typed into the name
+ * field, with spaces and quotes that would forge key=value fields) never reaches the log. */
+static void test_invalid_user_name_not_logged(void **state)
+{
+    (void)state;
+    static const char typed[] = "Hunter2 secret\" user=root";
+    struct session s;
+    struct vnc v;
+    session_spawn(&s, vnc_start(&v, typed), NULL);
+    broker_expect_login(&s, typed); /* the broker gets it as typed and decides */
+    broker_send(&s, PROTO_AUTH_RESULT, false, "Authentication failed", -1);
+    vnc_join(&v);
+    assert_false(v.ok);
+    assert_int_equal(session_wait(&s, 5000), 3);
+    const char *log = read_log();
+    assert_null(strstr(log, "Hunter2"));
+    assert_non_null(strstr(log, "user=(invalid)"));
+}
+
 static void test_ready_before_auth_result(void **state)
 {
     (void)state;
@@ -573,6 +592,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_login_ok_then_broker_close, setup_log),
         cmocka_unit_test_setup(test_login_refused, setup_log),
+        cmocka_unit_test_setup(test_invalid_user_name_not_logged, setup_log),
         cmocka_unit_test_setup(test_ready_before_auth_result, setup_log),
         cmocka_unit_test_setup(test_client_disconnects, setup_log),
         cmocka_unit_test_setup(test_broker_closes_control_socket, setup_log),
