@@ -67,7 +67,7 @@ const struct config_option broker_config_table[] = {
         "Kernel command line for direct kernel boot (needs template_kernel)"),
     OPT_INT(template_memory_mib, "1024", 64, 1048576, "Memory per desktop, MiB"),
     OPT_INT(template_vcpus, "1", 1, 256, "Virtual CPUs per desktop"),
-    OPT_INT(worker_threads, "4", 1, 64, "Threads for PAM checks and libvirt calls"),
+    OPT_INT(worker_threads, "4", 1, 64, "Threads for PAM checks, and as many again for libvirt calls"),
     OPT_ENUM(log_level, "info", log_levels, "error, warning, info or debug"),
 };
 const size_t broker_config_table_size = ARRAY_SIZE(broker_config_table);

@@ -27,6 +27,7 @@
 #define BROKER_LOG_INTERVAL_MS 1000
 
 #define TEXT_AUTH_FAILED "Authentication failed"
+#define TEXT_BUSY "The server is busy checking other logins, please try again in a moment"
 #define TEXT_AUTH_TIMEOUT "Authentication took too long"
 #define TEXT_STARTING "Starting your desktop..."
 #define TEXT_DESKTOP_FAILED "Your desktop could not be started: "
@@ -37,7 +38,10 @@ struct loop {
     const struct broker_context *ctx;
     const struct broker_config *cfg;
     struct session_registry *sessions;
-    struct workers *workers;
+    /* Two pools, so that slow or stuck libvirt calls never hold up PAM checks and a
+     * flood of PAM checks never holds up a desktop start. */
+    struct workers *auth_workers;
+    struct workers *desktop_workers;
     bool listening;
     bool stopping;
     uint64_t accept_paused_until;
@@ -290,8 +294,9 @@ static void job_done(void *userdata, int status)
 
 static int submit(struct loop *l, struct job *j)
 {
-    return workers_submit(l->workers, j->kind == JOB_AUTH ? job_auth_run : job_desktop_run,
-                          job_done, j);
+    if (j->kind == JOB_AUTH)
+        return workers_submit(l->auth_workers, job_auth_run, job_done, j);
+    return workers_submit(l->desktop_workers, job_desktop_run, job_done, j);
 }
 
 /* ---- control messages ---- */
@@ -318,6 +323,20 @@ static void on_auth_request(struct loop *l, struct session *s, struct proto_mess
         return;
     }
     s->deadline_ms = now_ms() + (uint64_t)l->cfg->login_timeout_s * 1000 + BROKER_MARGIN_MS;
+
+    /* Bounded queue: PAM checks of connections that already gave up still run, so
+     * without a cap a flood of bad logins would grow the queue without limit. */
+    if (workers_pending(l->auth_workers) >= (size_t)l->cfg->max_unauthenticated) {
+        struct proto_message reply;
+
+        log_warning("login refused user=%s client=%s session=%" PRIu64
+                    " reason=too many logins being checked",
+                    s->user, s->address, s->id);
+        proto_message_init(&reply, PROTO_AUTH_RESULT);
+        (void)proto_set_string(reply.text, sizeof(reply.text), TEXT_BUSY);
+        session_finish(l, s, &reply);
+        return;
+    }
 
     j = calloc(1, sizeof(*j));
     if (j) {
@@ -571,12 +590,16 @@ int broker_run(const struct broker_context *ctx)
     if (r < 0)
         return r;
     l.sessions = sessions;
-    r = workers_new((unsigned)ctx->config->worker_threads, "vdi-worker", &l.workers);
-    if (r < 0)
+    r = workers_new((unsigned)ctx->config->worker_threads, "vdi-auth", &l.auth_workers);
+    if (r >= 0)
+        r = workers_new((unsigned)ctx->config->worker_threads, "vdi-desktop", &l.desktop_workers);
+    if (r < 0) {
+        workers_free(l.auth_workers);
         return log_error_errno(r, "cannot start worker threads");
+    }
 
     while (!l.stopping) {
-        size_t n = 0, want = 3 + session_registry_size(l.sessions);
+        size_t n = 0, want = 4 + session_registry_size(l.sessions);
         uint64_t now;
 
         if (want > allocated) {
@@ -595,7 +618,8 @@ int broker_run(const struct broker_context *ctx)
             allocated = want;
         }
         fds[n++] = (struct pollfd){.fd = ctx->signal_fd, .events = POLLIN};
-        fds[n++] = (struct pollfd){.fd = workers_fd(l.workers), .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = workers_fd(l.auth_workers), .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = workers_fd(l.desktop_workers), .events = POLLIN};
         now = now_ms();
         if (l.accept_paused_until && now >= l.accept_paused_until)
             l.accept_paused_until = 0;
@@ -621,8 +645,10 @@ int broker_run(const struct broker_context *ctx)
         if (l.stopping)
             break;
         if (fds[1].revents)
-            workers_dispatch(l.workers);
-        for (size_t i = 3; i < n; i++) {
+            workers_dispatch(l.auth_workers);
+        if (fds[2].revents)
+            workers_dispatch(l.desktop_workers);
+        for (size_t i = 4; i < n; i++) {
             struct session *s;
             if (!fds[i].revents)
                 continue;
@@ -630,7 +656,7 @@ int broker_run(const struct broker_context *ctx)
             if (s && s->control_fd == fds[i].fd)
                 on_control(&l, s, fds[i].revents);
         }
-        if (fds[2].revents)
+        if (fds[3].revents)
             on_accept(&l);
 
         now = now_ms();
@@ -643,6 +669,7 @@ int broker_run(const struct broker_context *ctx)
 
     shutdown_sessions(&l);
     l.stopping = true;
-    workers_free(l.workers); /* joins; unfinished jobs are dropped */
+    workers_free(l.auth_workers); /* joins; unfinished jobs are dropped */
+    workers_free(l.desktop_workers);
     return r;
 }

@@ -21,6 +21,7 @@ BENCH_CLIENT=${VDI_BENCH_CLIENT:-$VDI_BUILD_DIR/tests/bench/vdi-bench-client}
 N_WARM=${1:-10}
 N_HS=${2:-20}
 
+# shellcheck source=../integration/e2e/lib.sh
 source "$SRC/tests/integration/e2e/lib.sh"
 [ -x "$BENCH_CLIENT" ] || { echo "build $BENCH_CLIENT first (tests/bench/README.md)" >&2; exit 1; }
 e2e_begin bench
@@ -77,7 +78,7 @@ done
 sleep 2 # let both guests finish their boot work before the warm figures
 
 # --- warm logins: alice's VM is running ----------------------------------------------
-: >"$T/warm.first" >"$T/warm.vm" >"$T/warm.serverinit" >"$T/warm.sizes"
+rm -f "$T/warm.first" "$T/warm.vm" "$T/warm.serverinit" "$T/warm.sizes"
 for ((i = 1; i <= N_WARM; i++)); do
     out=$(bench alice --until-not "$STATUS_SIZE" --timeout 60) ||
         abort "warm login $i" "vdi-bench-client failed: $(tail -n 3 "$T/logs/bench.err")"
@@ -92,7 +93,7 @@ say "warm: $N_WARM logins done"
 # --- pre-auth handshake and broker CPU per login --------------------------------------
 sleep 0.5
 read -r b_self0 b_child0 < <(cpu_ticks "$BROKER_PID")
-: >"$T/hs.secresult" >"$T/hs.tls" >"$T/hs.version"
+rm -f "$T/hs.secresult" "$T/hs.tls" "$T/hs.version"
 hs_start=$(now_ms)
 for ((i = 1; i <= N_HS; i++)); do
     out=$(bench alice --timeout 60) ||
