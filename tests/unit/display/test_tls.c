@@ -17,66 +17,28 @@
 
 #include <cmocka.h>
 
+#include "test-pki.h"
 #include "tls.h"
 #include "util.h"
 
-static char dir[64];
 static char ca_file[128], other_ca_file[128], cert_file[128], key_file[128], bad_file[128];
 static struct tls_server_credentials *creds;
 
-static int run(const char *cmd)
-{
-    char buf[1024];
-    snprintf(buf, sizeof(buf), "cd %s && %s >/dev/null 2>&1", dir, cmd);
-    return system(buf);
-}
-
-static int write_text(const char *name, const char *text)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "we");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
+static struct test_pki pki;
 
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/vdi-test-tls-XXXXXX");
-    if (!mkdtemp(dir))
+    if (test_pki_make(&pki, "/tmp/vdi-test-tls-XXXXXX") < 0 ||
+        test_pki_write(&pki, "garbage.pem",
+                       "-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
+                       "-----END CERTIFICATE-----\n",
+                       bad_file, sizeof(bad_file)) < 0)
         return -1;
-    if (write_text("ca.tmpl",
-                   "cn = \"vdi test CA\"\nca\ncert_signing_key\nexpiration_days = 2\n") ||
-        write_text("server.tmpl", "cn = \"vdi.test\"\ndns_name = \"vdi.test\"\n"
-                                  "ip_address = \"127.0.0.1\"\ntls_www_server\n"
-                                  "signing_key\nencryption_key\nexpiration_days = 2\n") ||
-        write_text("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
-                                  "-----END CERTIFICATE-----\n"))
-        return -1;
-    const char *cmds[] = {
-        "certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem",
-        "certtool --generate-self-signed --load-privkey ca-key.pem --template ca.tmpl "
-        "--outfile ca.pem",
-        "certtool --generate-privkey --key-type=ecdsa --outfile other-ca-key.pem",
-        "certtool --generate-self-signed --load-privkey other-ca-key.pem --template ca.tmpl "
-        "--outfile other-ca.pem",
-        "certtool --generate-privkey --key-type=ecdsa --outfile server-key.pem",
-        "certtool --generate-certificate --load-privkey server-key.pem --load-ca-certificate "
-        "ca.pem --load-ca-privkey ca-key.pem --template server.tmpl --outfile server.pem",
-    };
-    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-        if (run(cmds[i]) != 0) {
-            fprintf(stderr, "failed: %s\n", cmds[i]);
-            return -1;
-        }
-    snprintf(ca_file, sizeof(ca_file), "%s/ca.pem", dir);
-    snprintf(other_ca_file, sizeof(other_ca_file), "%s/other-ca.pem", dir);
-    snprintf(cert_file, sizeof(cert_file), "%s/server.pem", dir);
-    snprintf(key_file, sizeof(key_file), "%s/server-key.pem", dir);
-    snprintf(bad_file, sizeof(bad_file), "%s/garbage.pem", dir);
+    snprintf(ca_file, sizeof(ca_file), "%s", pki.ca);
+    snprintf(other_ca_file, sizeof(other_ca_file), "%s", pki.other_ca);
+    snprintf(cert_file, sizeof(cert_file), "%s", pki.cert);
+    snprintf(key_file, sizeof(key_file), "%s", pki.key);
     return tls_server_credentials_new(cert_file, key_file, &creds) < 0 ? -1 : 0;
 }
 
@@ -84,9 +46,8 @@ static int group_teardown(void **state)
 {
     (void)state;
     tls_server_credentials_free(creds);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    test_pki_remove(&pki);
+    return 0;
 }
 
 /* ---- a server in a thread ------------------------------------------------------------ */
@@ -639,10 +600,8 @@ static void test_server_credentials_errors(void **state)
     assert_int_equal(tls_server_credentials_new(bad_file, key_file, &c), -EINVAL);
     assert_int_equal(tls_server_credentials_new(cert_file, bad_file, &c), -EINVAL);
     /* A key that does not belong to the certificate. */
-    char other_key[160];
-    snprintf(other_key, sizeof(other_key), "%s/other-ca-key.pem", dir);
-    assert_int_equal(tls_server_credentials_new(cert_file, other_key, &c), -EINVAL);
-    assert_int_equal(tls_server_credentials_new(dir, key_file, &c), -EINVAL); /* a directory */
+    assert_int_equal(tls_server_credentials_new(cert_file, pki.other_ca_key, &c), -EINVAL);
+    assert_int_equal(tls_server_credentials_new(pki.dir, key_file, &c), -EINVAL); /* a directory */
     assert_null(c);
     tls_server_credentials_free(NULL);
     tls_conn_free(NULL);

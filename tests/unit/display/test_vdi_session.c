@@ -27,13 +27,14 @@
 #include <rfb/rfbclient.h>
 
 #include "proto.h"
+#include "test-pki.h"
 #include "util.h"
 
 #define PASSWORD "correct horse battery"
 
 static char client_log[8192];
 
-static char dir[64], ca_file[128], cert_file[128], key_file[128], log_file[128];
+static char ca_file[128], cert_file[128], key_file[128], log_file[128];
 
 /* libvncclient 0.9.14 never frees the X.509 credentials it makes for VeNCrypt (nor does
  * it free them in rfbClientCleanup); that is its leak, not ours. */
@@ -45,51 +46,18 @@ const char *__lsan_default_suppressions(void)
 
 /* ---- fixtures ------------------------------------------------------------------------ */
 
-static int sh(const char *cmd)
-{
-    char buf[1024];
-    snprintf(buf, sizeof(buf), "cd %s && %s >/dev/null 2>&1", dir, cmd);
-    return system(buf);
-}
-
-static int write_text(const char *name, const char *text)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "we");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
+static struct test_pki pki;
 
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/vdi-test-session-XXXXXX");
-    if (!mkdtemp(dir) || chmod(dir, 0755) < 0)
+    /* 0755: the session under test drops to nobody and writes its log here. */
+    if (test_pki_make(&pki, "/tmp/vdi-test-session-XXXXXX") < 0 || chmod(pki.dir, 0755) < 0)
         return -1;
-    if (write_text("ca.tmpl",
-                   "cn = \"vdi test CA\"\nca\ncert_signing_key\nexpiration_days = 2\n") ||
-        write_text("server.tmpl", "cn = \"vdi.test\"\ndns_name = \"vdi.test\"\n"
-                                  "ip_address = \"127.0.0.1\"\ntls_www_server\n"
-                                  "signing_key\nencryption_key\nexpiration_days = 2\n"))
-        return -1;
-    const char *cmds[] = {
-        "certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem",
-        "certtool --generate-self-signed --load-privkey ca-key.pem --template ca.tmpl "
-        "--outfile ca.pem",
-        "certtool --generate-privkey --key-type=ecdsa --outfile server-key.pem",
-        "certtool --generate-certificate --load-privkey server-key.pem --load-ca-certificate "
-        "ca.pem --load-ca-privkey ca-key.pem --template server.tmpl --outfile server.pem",
-    };
-    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-        if (sh(cmds[i]) != 0)
-            return -1;
-    snprintf(ca_file, sizeof(ca_file), "%s/ca.pem", dir);
-    snprintf(cert_file, sizeof(cert_file), "%s/server.pem", dir);
-    snprintf(key_file, sizeof(key_file), "%s/server-key.pem", dir);
-    snprintf(log_file, sizeof(log_file), "%s/session.log", dir);
+    snprintf(ca_file, sizeof(ca_file), "%s", pki.ca);
+    snprintf(cert_file, sizeof(cert_file), "%s", pki.cert);
+    snprintf(key_file, sizeof(key_file), "%s", pki.key);
+    snprintf(log_file, sizeof(log_file), "%s/session.log", pki.dir);
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
@@ -97,9 +65,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    test_pki_remove(&pki);
+    return 0;
 }
 
 /* ---- the session process ----------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* The whole client connect (thinclient/connect.c) over real TCP and TLS (display/tls.c)
  * against a scripted server: certificates made by certtool in a temporary directory; trust
  * by CA file and by pinned fingerprint; wrong CA and wrong pin end in -EPERM (exit code 4)
- * with the server's fingerprint reported. Skipped when certtool is missing. */
+ * with the server's fingerprint reported. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -15,76 +15,29 @@
 
 #include "connect.h"
 #include "fake-server.h"
+#include "test-pki.h"
 
-static char dir[] = "/tmp/vdi-tls-test-XXXXXX";
-static char ca_pem[128], other_ca_pem[128], srv_pem[128], srv_key[128], not_pem[128];
-static bool have_certs;
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
-static int write_text(const char *name, const char *text)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
-static int make_ca(const char *name)
-{
-    return run("cd %s && certtool --generate-privkey --key-type=ecdsa --outfile %s.key "
-               ">/dev/null 2>&1 && certtool --generate-self-signed --load-privkey %s.key "
-               "--template ca.tmpl --outfile %s.pem >/dev/null 2>&1",
-               dir, name, name, name);
-}
+static struct test_pki pki;
+static char not_pem[128];
+/* Names the tests below use. */
+#define ca_pem pki.ca
+#define other_ca_pem pki.other_ca
+#define srv_pem pki.cert
+#define srv_key pki.key
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (system("command -v certtool >/dev/null 2>&1") != 0)
-        return 0;
-    if (!mkdtemp(dir))
+    if (test_pki_make(&pki, "/tmp/vdi-tls-test-XXXXXX") < 0)
         return -1;
-    if (write_text("ca.tmpl", "cn = vdi test CA\nca\ncert_signing_key\nexpiration_days = 2\n") ||
-        write_text("srv.tmpl", "cn = localhost\ndns_name = localhost\nip_address = 127.0.0.1\n"
-                               "tls_www_server\nsigning_key\nencryption_key\n"
-                               "expiration_days = 2\n") ||
-        write_text("not.pem", "this is not a certificate\n"))
-        return -1;
-    if (make_ca("ca") || make_ca("other"))
-        return -1;
-    if (run("cd %s && certtool --generate-privkey --key-type=ecdsa --outfile srv.key "
-            ">/dev/null 2>&1 && certtool --generate-certificate --load-privkey srv.key "
-            "--load-ca-certificate ca.pem --load-ca-privkey ca.key --template srv.tmpl "
-            "--outfile srv.pem >/dev/null 2>&1",
-            dir))
-        return -1;
-    snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", dir);
-    snprintf(other_ca_pem, sizeof(other_ca_pem), "%s/other.pem", dir);
-    snprintf(srv_pem, sizeof(srv_pem), "%s/srv.pem", dir);
-    snprintf(srv_key, sizeof(srv_key), "%s/srv.key", dir);
-    snprintf(not_pem, sizeof(not_pem), "%s/not.pem", dir);
-    have_certs = true;
-    return 0;
+    return test_pki_write(&pki, "not.pem", "this is not a certificate\n", not_pem,
+                          sizeof(not_pem));
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (have_certs)
-        run("rm -rf %s", dir);
+    test_pki_remove(&pki);
     return 0;
 }
 
@@ -203,16 +156,9 @@ static void connect_to(struct server *s, const char *host, const char *ca, const
     tls_conn_free(t);
 }
 
-#define REQUIRE_CERTS()                                                                            \
-    do {                                                                                           \
-        if (!have_certs)                                                                           \
-            skip();                                                                                \
-    } while (0)
-
 static void test_trusted_by_ca(void **state)
 {
     (void)state;
-    REQUIRE_CERTS();
     struct server s;
     struct outcome o;
     server_start(&s, "pw");
@@ -227,7 +173,6 @@ static void test_trusted_by_ca(void **state)
 static void test_wrong_ca_is_untrusted(void **state)
 {
     (void)state;
-    REQUIRE_CERTS();
     struct server s;
     struct outcome o;
     uint8_t want[TLS_SHA256_SIZE];
@@ -246,7 +191,6 @@ static void test_wrong_ca_is_untrusted(void **state)
 static void test_wrong_host_name_is_untrusted(void **state)
 {
     (void)state;
-    REQUIRE_CERTS();
     struct server s;
     struct outcome o;
     /* The certificate names localhost and 127.0.0.1, not 127.0.0.2 (also loopback). */
@@ -260,7 +204,6 @@ static void test_wrong_host_name_is_untrusted(void **state)
 static void test_pinned_fingerprint(void **state)
 {
     (void)state;
-    REQUIRE_CERTS();
     uint8_t pin[TLS_SHA256_SIZE];
     assert_int_equal(tls_fingerprint_of_pem_file(srv_pem, pin), 0);
     struct server s;
@@ -275,7 +218,6 @@ static void test_pinned_fingerprint(void **state)
 static void test_wrong_pin_is_untrusted(void **state)
 {
     (void)state;
-    REQUIRE_CERTS();
     uint8_t pin[TLS_SHA256_SIZE];
     assert_int_equal(tls_fingerprint_of_pem_file(srv_pem, pin), 0);
     pin[0] ^= 0xff;
@@ -293,7 +235,6 @@ static void test_wrong_pin_is_untrusted(void **state)
 static void test_wrong_password(void **state)
 {
     (void)state;
-    REQUIRE_CERTS();
     struct server s;
     struct outcome o;
     server_start(&s, "pw");
@@ -307,7 +248,6 @@ static void test_wrong_password(void **state)
 static void test_unusable_ca_file(void **state)
 {
     (void)state;
-    REQUIRE_CERTS();
     struct server s;
     struct outcome o;
     server_start(&s, "pw");
