@@ -1,20 +1,26 @@
 #pragma once
 /*
  * The one place libvirt lives in vdi: the connection (with libvirt's event loop in its
- * own joinable thread, needed by qemu:///embed), desktop VMs and their disks.
+ * own joinable thread, needed by qemu:///embed), desktop VMs, their disks and the host's
+ * capacity.
  *
- * A desktop is the domain "vdi-<user>", defined on first use from a template: a qcow2
- * overlay on the template disk (libvirt's storage API, pool VIRT_POOL_NAME, when the
- * connection has a storage driver; qemu-img otherwise, e.g. for qemu:///embed which has
- * none), a VNC display with no listener (<listen type='none'/>), no network, a serial log
- * file, and our <metadata> (VIRT_METADATA_URI) with owner, template and creation time.
- * A domain with that name but without our metadata, or with another owner, is never
- * touched.
+ * A desktop is a libvirt domain (name chosen by the caller, "vdi-<pool>-NNNN") made from
+ * a template: a qcow2 overlay <disk_dir>/<name>.qcow2 on the template's base image
+ * (linked clone), a VNC display with no listener (<listen type='none'/>), no network, a
+ * serial log <console_dir>/<name>.log, per-OS device defaults, and our <metadata>
+ * (VIRT_METADATA_URI: pool, owner, template, created). A domain without our metadata is
+ * never touched (-EEXIST).
  *
- * Thread-safe: worker threads call these concurrently; calls for the same desktop are
- * serialised. Blocking (domain start can take seconds): never from the event loop.
- * Functions return negative errno and, where they take one, fill struct virt_error with
- * libvirt's own words for the log (not for end users).
+ * Overlays go through libvirt's storage API (a "dir" pool VIRT_POOL_NAME on disk_dir)
+ * when the connection has a storage driver (qemu:///system, remote URIs, test:///).
+ * qemu:///embed has none in libvirt 9.0 ("Driver does not support embedded mode"), so
+ * there they are made with `qemu-img create -b` (fixed argv, no shell) and removed with
+ * unlink(): same file, same place.
+ *
+ * Thread-safe: worker threads call these concurrently; calls for the same domain name
+ * are serialised. Blocking (start, shutdown can take seconds): never from the event
+ * loop. Functions return negative errno and, where they take one, fill struct virt_error
+ * with libvirt's own words for the log (not for end users).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,7 +31,6 @@
 #define VIRT_POOL_NAME "vdi-disks"
 #define VIRT_METADATA_URI "urn:vdi:desktop:1"
 #define VIRT_METADATA_PREFIX "vdi"
-#define VIRT_NAME_PREFIX "vdi-"
 #define VIRT_NAME_MAX 64
 
 struct virt;
@@ -34,18 +39,65 @@ struct virt_error {
     char message[512];
 };
 
+enum virt_os { VIRT_OS_LINUX, VIRT_OS_WINDOWS };
+enum virt_firmware { VIRT_FIRMWARE_BIOS, VIRT_FIRMWARE_UEFI };
+
+/* What a desktop is made of. */
 struct virt_template {
-    const char *virt_type; /* domain type: "kvm" or "qemu" */
-    const char *disk;      /* base image, absolute path */
+    const char *name; /* for the metadata */
+    enum virt_os os;
+    enum virt_firmware firmware;
+    const char *disk; /* base image, absolute path */
     enum image_format disk_format;
     uint64_t disk_size; /* virtual size in bytes (image_probe) */
     const char *kernel; /* "" or NULL: boot from disk */
     const char *initrd;
     const char *cmdline;
-    int memory_mib;
+};
+
+struct virt_desktop_spec {
+    const char *name;  /* domain name, 1..VIRT_NAME_MAX-1 of [A-Za-z0-9._-] */
+    const char *pool;  /* metadata */
+    const char *owner; /* metadata; "" = free */
+    const struct virt_template *tmpl;
     int vcpus;
-    const char *disk_dir;    /* overlay directory = pool VIRT_POOL_NAME's target */
-    const char *console_dir; /* serial logs: <console_dir>/vdi-<user>.log */
+    int memory_mib;
+    const char *created; /* ISO-8601, metadata */
+};
+
+enum virt_state {
+    VIRT_STATE_MISSING, /* no such domain */
+    VIRT_STATE_SHUTOFF, /* defined, not running, no saved state */
+    VIRT_STATE_SAVED,   /* not running, has a managed save image (resumes on start) */
+    VIRT_STATE_RUNNING,
+    VIRT_STATE_PAUSED,
+    VIRT_STATE_OTHER, /* shutting down, crashed, ... */
+};
+const char *virt_state_to_string(enum virt_state s);
+
+/* One of our domains as libvirt sees it (virt_list). */
+struct virt_domain_info {
+    char name[VIRT_NAME_MAX];
+    char pool[64];
+    char owner[64];
+    char template_name[64];
+    char created[64];
+    enum virt_state state;
+    int vcpus;
+    int memory_mib;
+};
+
+struct virt_host_capacity {
+    unsigned cpus;       /* logical CPUs */
+    uint64_t memory_mib; /* physical memory */
+};
+
+/* Where desktops' files go and how they run; copied by virt_new. */
+struct virt_options {
+    const char *uri;
+    const char *virt_type;   /* domain type: "kvm" or "qemu" */
+    const char *disk_dir;    /* overlays (and the storage pool's target) */
+    const char *console_dir; /* serial logs */
 };
 
 /* For qemu:///embed?root=ROOT: makes ROOT and, unless present, ROOT/etc/qemu.conf with
@@ -53,37 +105,65 @@ struct virt_template {
  * Returns 0 or -errno. */
 int virt_embed_prepare(const char *root, struct virt_error *err);
 
-/* Opens uri (starting libvirt's event loop thread first). Returns 0, -EIO. */
-int virt_new(const char *uri, struct virt **ret, struct virt_error *err);
+/* Opens the connection (starting libvirt's event loop thread first) and makes sure the
+ * storage pool VIRT_POOL_NAME exists on disk_dir and is active when the connection has
+ * a storage driver. Returns 0, -EEXIST (the pool exists with another directory), -EIO. */
+int virt_new(const struct virt_options *o, struct virt **ret, struct virt_error *err);
 /* Closes the connection and joins the event thread. Never touches domains. NULL ok. */
 void virt_free(struct virt *v);
 static inline void virt_freep(struct virt **v)
 {
     virt_free(*v);
 }
+/* Whether overlays go through the storage API (false: qemu-img). */
+bool virt_has_storage_api(const struct virt *v);
 
-/* Makes sure the storage pool VIRT_POOL_NAME exists, targets disk_dir and is active
- * (defines, builds and starts it when missing). A connection without a storage driver is
- * fine: overlays are then made with qemu-img. Returns 0, -EEXIST when the pool exists
- * with another directory, -EIO. */
-int virt_pool_ensure(struct virt *v, const char *disk_dir, struct virt_error *err);
+/* UEFI firmware (OVMF code + vars template) on this host, or false. Paths are static. */
+bool virt_uefi_firmware(const char **ret_code, const char **ret_vars);
 
-/* "vdi-<user>"; -EINVAL when user is not username_is_valid(). */
-int virt_desktop_name(const char *user, char *buf, size_t size);
+/* Overlay <disk_dir>/<name>.qcow2 on the template's base image. create: -EEXIST if it
+ * exists. delete: 0 also when it did not exist. ret_path (may be NULL) gets the path. */
+int virt_overlay_create(struct virt *v, const char *name, const struct virt_template *t,
+                        char *ret_path, size_t size, struct virt_error *err);
+int virt_overlay_delete(struct virt *v, const char *name, struct virt_error *err);
+/* Names (without .qcow2) of overlays in disk_dir, for reconciliation. */
+int virt_overlay_list(struct virt *v, char ***ret, size_t *ret_n, struct virt_error *err);
 
-/* Defines vdi-<user> (and its overlay) unless it exists. *ret_created (may be NULL) says
- * whether it was defined now. Returns 0, -EINVAL (bad user), -EEXIST (a domain of that
- * name that is not ours), -EIO. */
-int virt_desktop_define(struct virt *v, const struct virt_template *t, const char *user,
-                        bool *ret_created, struct virt_error *err);
-/* Starts (or resumes) vdi-<user> unless running. *ret_started (may be NULL) says whether
- * it was started now. Returns 0, -ENOENT (not defined), -EEXIST (not ours), -EIO. */
-int virt_desktop_start(struct virt *v, const char *user, bool *ret_started, struct virt_error *err);
+/* Defines the domain for an overlay made by virt_overlay_create. -EEXIST if a domain of
+ * that name exists (ours or not). */
+int virt_desktop_define(struct virt *v, const struct virt_desktop_spec *spec,
+                        struct virt_error *err);
+/* Destroys if running, removes managed save and NVRAM, undefines. Not the overlay.
+ * 0 also when it did not exist; -EEXIST if not ours. */
+int virt_desktop_undefine(struct virt *v, const char *name, struct virt_error *err);
+/* Starts (restoring a managed save) or resumes; *ret_started (may be NULL) says whether
+ * it was not running before. -ENOENT, -EEXIST (not ours), -EIO. */
+int virt_desktop_start(struct virt *v, const char *name, bool *ret_started,
+                       struct virt_error *err);
+/* ACPI shutdown, then power off if still running after timeout_ms. 0 when off. */
+int virt_desktop_shutdown(struct virt *v, const char *name, int timeout_ms,
+                          struct virt_error *err);
+/* Power off now (data not flushed by the guest is lost). 0 also when already off. */
+int virt_desktop_destroy(struct virt *v, const char *name, struct virt_error *err);
+/* Managed save: the RAM goes to disk, the domain stops; the next start resumes it.
+ * 0 also when not running. */
+int virt_desktop_suspend(struct virt *v, const char *name, struct virt_error *err);
+/* Rewrites the owner in the metadata (persistent config and, if running, live). */
+int virt_desktop_set_owner(struct virt *v, const char *name, const char *owner,
+                           struct virt_error *err);
+int virt_desktop_state(struct virt *v, const char *name, enum virt_state *ret,
+                       struct virt_error *err);
 /* A connected fd to the running desktop's VNC display (no auth), O_CLOEXEC.
  * Returns 0, -ENOENT, -EEXIST, -ENOTCONN (not running), -EIO. */
-int virt_desktop_open_display(struct virt *v, const char *user, int *ret_fd,
+int virt_desktop_open_display(struct virt *v, const char *name, int *ret_fd,
                               struct virt_error *err);
 
-/* Domain XML for a desktop (pure; exposed for tests). created is ISO-8601. */
-int virt_desktop_xml(const struct virt_template *t, const char *user, const char *disk_path,
-                     const char *created, char **ret);
+/* Every domain that carries our metadata, sorted by name. */
+int virt_list(struct virt *v, struct virt_domain_info **ret, size_t *ret_n,
+              struct virt_error *err);
+int virt_host_capacity(struct virt *v, struct virt_host_capacity *ret, struct virt_error *err);
+
+/* Domain XML (pure; exposed for tests). disk_path: the overlay; console_dir: where the
+ * serial log goes; virt_type "kvm"/"qemu". -EINVAL for missing fields. */
+int virt_desktop_xml(const struct virt_desktop_spec *spec, const char *virt_type,
+                     const char *disk_path, const char *console_dir, char **ret);

@@ -8,8 +8,8 @@ BUILD_PKGS="build-essential cmake pkg-config clang-format
   libpam0g-dev libsdl2-dev libsdl2-ttf-dev libcmocka-dev libsqlite3-dev libfreetype-dev fonts-dejavu-core
   libmicrohttpd-dev libjson-c-dev"
 RUN_PKGS="libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
-  gnutls-bin linux-image-amd64 busybox-static e2fsprogs cpio fonts-dejavu-core"
-TEST_PKGS="libpam-wrapper tigervnc-viewer xvfb xdotool imagemagick"
+  gnutls-bin linux-image-amd64 busybox-static e2fsprogs cpio fonts-dejavu-core ovmf"
+TEST_PKGS="libpam-wrapper libnss-wrapper tigervnc-viewer xvfb xdotool imagemagick"
 
 missing=""
 for p in $BUILD_PKGS $RUN_PKGS $TEST_PKGS; do

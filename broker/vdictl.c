@@ -1,0 +1,2 @@
+/* placeholder: being written this session */
+int vdi_placeholder_vdictl;
