@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -58,15 +59,21 @@ const struct config_option broker_config_table[] = {
     OPT_INT(max_sessions, "256", 1, 65536, "Concurrent connections in all"),
     OPT_INT(desktop_start_timeout_s, "120", 1, 3600,
             "Seconds to get a desktop running before the user is told it failed"),
-    OPT(template_disk, CONFIG_STRING, "",
-        "Base disk image (raw or qcow2) each user's desktop overlays; required"),
-    OPT(template_kernel, CONFIG_STRING, "", "Kernel for direct kernel boot (optional)"),
-    OPT(template_initrd, CONFIG_STRING, "",
-        "Initrd for direct kernel boot (needs template_kernel)"),
-    OPT(template_cmdline, CONFIG_STRING, "",
-        "Kernel command line for direct kernel boot (needs template_kernel)"),
-    OPT_INT(template_memory_mib, "1024", 64, 1048576, "Memory per desktop, MiB"),
-    OPT_INT(template_vcpus, "1", 1, 256, "Virtual CPUs per desktop"),
+    OPT(database, CONFIG_STRING, "",
+        "State database (empty = sqlite:<state_dir>/vdi.db; only sqlite: exists today)"),
+    OPT(cpu_overcommit, CONFIG_STRING, "4.0",
+        "Running desktops' vCPUs may total this many times the host's CPUs"),
+    OPT(memory_overcommit, CONFIG_STRING, "1.0",
+        "Running desktops' memory may total this many times the host's memory"),
+    OPT_INT(shutdown_timeout_s, "60", 0, 3600,
+            "Seconds a desktop has to shut down (ACPI) before it is powered off"),
+    OPT_INT(spare_check_interval_s, "10", 1, 3600,
+            "Seconds between checks that every pool has its spare desktops running"),
+    OPT(admin_address, CONFIG_STRING, "127.0.0.1",
+        "Numeric address of the HTTPS admin API (empty = no admin API)"),
+    OPT_INT(admin_port, "8443", 0, 65535, "TCP port of the admin API (0 = any free port, printed)"),
+    OPT(admin_group, CONFIG_STRING, "vdi-admins",
+        "System group whose members may use the admin API (password checked by PAM)"),
     OPT_INT(worker_threads, "4", 1, 64, "Threads for PAM checks, and as many again for libvirt calls"),
     OPT_ENUM(log_level, "info", log_levels, "error, warning, info or debug"),
 };
@@ -150,25 +157,22 @@ int broker_config_validate(const struct broker_config *c, struct config_error *e
         return fail(err, "session_program: cannot execute '%s': %s", c->session_program,
                     strerror(errno));
 
-    if (empty(c->template_disk))
-        return fail(err, "template_disk: not set; desktops need a base disk image");
-    r = check_file(err, "template_disk", c->template_disk);
+    if (!empty(c->database) && !startswith(c->database, "sqlite:/"))
+        return fail(err, "database: '%s' is not sqlite:/absolute/path", c->database);
+    r = broker_config_ratio(c->cpu_overcommit, NULL);
     if (r < 0)
-        return r;
-    if (!empty(c->template_kernel)) {
-        r = check_file(err, "template_kernel", c->template_kernel);
-        if (r < 0)
-            return r;
-    }
-    if (!empty(c->template_initrd)) {
-        if (empty(c->template_kernel))
-            return fail(err, "template_initrd: set without template_kernel");
-        r = check_file(err, "template_initrd", c->template_initrd);
-        if (r < 0)
-            return r;
-    }
-    if (!empty(c->template_cmdline) && empty(c->template_kernel))
-        return fail(err, "template_cmdline: set without template_kernel");
+        return fail(err, "cpu_overcommit: '%s' is not a number between 0.1 and 100",
+                    c->cpu_overcommit);
+    r = broker_config_ratio(c->memory_overcommit, NULL);
+    if (r < 0)
+        return fail(err, "memory_overcommit: '%s' is not a number between 0.1 and 100",
+                    c->memory_overcommit);
+    if (!empty(c->admin_address) && inet_pton(AF_INET, c->admin_address, addr) != 1 &&
+        inet_pton(AF_INET6, c->admin_address, addr) != 1)
+        return fail(err, "admin_address: '%s' is not a numeric IPv4 or IPv6 address",
+                    c->admin_address);
+    if (!empty(c->admin_address) && !username_is_valid(c->admin_group))
+        return fail(err, "admin_group: '%s' is not a group name", c->admin_group);
 
     if (c->max_unauthenticated > c->max_sessions)
         return fail(err, "max_unauthenticated: %d is more than max_sessions (%d)",
@@ -183,6 +187,34 @@ int broker_config_libvirt_uri(const struct broker_config *c, char **ret)
     if (!empty(c->libvirt_uri))
         s = strdup(c->libvirt_uri);
     else if (asprintf(&s, "qemu:///embed?root=%s/libvirt", c->state_dir) < 0)
+        s = NULL;
+    if (!s)
+        return -ENOMEM;
+    *ret = s;
+    return 0;
+}
+
+int broker_config_ratio(const char *text, double *ret)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= 0.1 && v <= 100))
+        return -EINVAL;
+    if (ret)
+        *ret = v;
+    return 0;
+}
+
+int broker_config_database(const struct broker_config *c, char **ret)
+{
+    char *s;
+
+    if (!empty(c->database))
+        s = strdup(c->database);
+    else if (asprintf(&s, "sqlite:%s/vdi.db", c->state_dir) < 0)
         s = NULL;
     if (!s)
         return -ENOMEM;

@@ -29,12 +29,14 @@ struct broker_config {
     int max_unauthenticated;
     int max_sessions;
     int desktop_start_timeout_s;
-    char *template_disk;
-    char *template_kernel;
-    char *template_initrd;
-    char *template_cmdline;
-    int template_memory_mib;
-    int template_vcpus;
+    char *database;
+    char *cpu_overcommit;    /* a decimal ratio, see broker_config_ratio */
+    char *memory_overcommit;
+    int shutdown_timeout_s;
+    int spare_check_interval_s;
+    char *admin_address; /* "" = no admin API */
+    int admin_port;
+    char *admin_group;
     int worker_threads;
     char *log_level; /* error | warning | info | debug */
 };
@@ -45,11 +47,15 @@ extern const size_t broker_config_table_size;
 /* Defaults for every key. Returns 0 or -errno (err filled). */
 int broker_config_init(struct broker_config *c, struct config_error *err);
 /* Cross-field rules, checked after the file and --set options: absolute paths, files that
- * must exist and be readable (template_*, tls_*), pairs that go together (tls_cert with
- * tls_key, template_initrd/template_cmdline need template_kernel), a listen_address that
- * is a numeric IP address. Returns 0 or -EINVAL with err naming the key. */
+ * must exist and be readable (tls_*), pairs that go together (tls_cert with tls_key),
+ * numeric listen/admin addresses, overcommit ratios, the database URL.
+ * Returns 0 or -EINVAL with err naming the key. */
 int broker_config_validate(const struct broker_config *c, struct config_error *err);
 /* The libvirt URI to open: libvirt_uri, or qemu:///embed?root=<state_dir>/libvirt.
  * Returns 0 or -ENOMEM. */
 int broker_config_libvirt_uri(const struct broker_config *c, char **ret);
+/* The store URL: database, or sqlite:<state_dir>/vdi.db. Returns 0 or -ENOMEM. */
+int broker_config_database(const struct broker_config *c, char **ret);
+/* Parses an overcommit ratio ("4.0"): 0.1 to 100. ret may be NULL. 0 or -EINVAL. */
+int broker_config_ratio(const char *text, double *ret);
 void broker_config_done(struct broker_config *c);

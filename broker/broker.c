@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -31,6 +33,8 @@
 #define TEXT_AUTH_TIMEOUT "Authentication took too long"
 #define TEXT_STARTING "Starting your desktop..."
 #define TEXT_DESKTOP_FAILED "Your desktop could not be started: "
+#define TEXT_DISCONNECTED "Your session was disconnected by an administrator"
+#define BROKER_INBOX_WAIT_MS 5000
 #define TEXT_SHUTDOWN "The server is shutting down"
 #define TEXT_INTERNAL "Internal server error"
 
@@ -47,23 +51,31 @@ struct loop {
     uint64_t accept_paused_until;
     uint64_t refused_logged_ms;
     unsigned refused_suppressed;
+    bool maintaining;             /* a JOB_MAINTAIN is queued or running */
+    uint64_t maintain_due_ms;     /* next spare check */
 };
 
-enum job_kind { JOB_AUTH, JOB_DESKTOP };
+enum job_kind {
+    JOB_AUTH,        /* PAM check */
+    JOB_DESKTOP,     /* claim, start and open a desktop */
+    JOB_SESSION_END, /* a client left its desktop: logoff action */
+    JOB_MAINTAIN,    /* spare desktops */
+};
 
 struct job {
     struct loop *loop;
     enum job_kind kind;
     uint64_t session_id;
     char user[SESSION_MAX_USER + 1];
+    char pool[SESSION_MAX_NAME + 1];
     char address[SESSION_MAX_ADDRESS];
     char *password; /* JOB_AUTH; wiped */
     int result;
-    char detail[512];
+    char detail[768];    /* for the log */
+    char user_text[256]; /* JOB_DESKTOP failure: for the user */
     /* JOB_DESKTOP */
-    char name[VIRT_NAME_MAX];
+    char desktop[SESSION_MAX_NAME + 1];
     int display_fd;
-    bool created, started;
 };
 
 static void job_free(struct job *j)
@@ -76,18 +88,20 @@ static void job_free(struct job *j)
     free(j);
 }
 
-const char *broker_desktop_error_text(int error)
+static struct job *job_new(struct loop *l, enum job_kind kind, const struct session *s)
 {
-    switch (error) {
-    case -EEXIST:
-        return "a virtual machine with its name exists and is not managed by vdi";
-    case -ETIMEDOUT:
-        return "it took too long to start";
-    case -ENOMEM:
-        return "the server is out of memory";
-    default:
-        return "the virtualization host reported an error (see the server log)";
+    struct job *j = calloc(1, sizeof(*j));
+
+    if (!j)
+        return NULL;
+    *j = (struct job){.loop = l, .kind = kind, .display_fd = -1};
+    if (s) {
+        j->session_id = s->id;
+        strcpy(j->user, s->user);
+        strcpy(j->pool, s->pool);
+        strcpy(j->address, s->address);
     }
+    return j;
 }
 
 /* ---- sessions ---- */
@@ -170,17 +184,32 @@ static void job_auth_run(void *userdata)
 static void job_desktop_run(void *userdata)
 {
     struct job *j = userdata;
-    const struct broker_context *ctx = j->loop->ctx;
-    struct virt_error err = {""};
+    struct pools *pools = j->loop->ctx->pools;
+    struct pools_error err = {"", ""};
     int r;
 
-    r = virt_desktop_define(ctx->virt, ctx->template, j->user, &j->created, &err);
+    r = pools_claim(pools, j->user, j->pool, j->desktop, sizeof(j->desktop), &err);
     if (r == 0)
-        r = virt_desktop_start(ctx->virt, j->user, &j->started, &err);
+        r = pools_open_display(pools, j->desktop, &j->display_fd, &err);
     if (r == 0)
-        r = virt_desktop_open_display(ctx->virt, j->user, &j->display_fd, &err);
+        pools_session_begin(pools, j->session_id, j->user, j->desktop, j->address);
     j->result = r;
-    snprintf(j->detail, sizeof(j->detail), "%s", err.message);
+    snprintf(j->detail, sizeof(j->detail), "%s", err.log);
+    snprintf(j->user_text, sizeof(j->user_text), "%s", err.text);
+}
+
+static void job_session_end_run(void *userdata)
+{
+    struct job *j = userdata;
+
+    pools_session_end(j->loop->ctx->pools, j->session_id);
+}
+
+static void job_maintain_run(void *userdata)
+{
+    struct job *j = userdata;
+
+    pools_maintain(j->loop->ctx->pools);
 }
 
 /* ---- jobs: completion on the loop thread ---- */
@@ -197,19 +226,24 @@ static void desktop_begin(struct loop *l, struct session *s)
     if (session_send(l, s, &m) < 0)
         return;
 
-    j = calloc(1, sizeof(*j));
-    if (!j) {
-        session_finish_close(l, s, TEXT_DESKTOP_FAILED, broker_desktop_error_text(-ENOMEM));
-        return;
-    }
-    *j = (struct job){.loop = l, .kind = JOB_DESKTOP, .session_id = s->id, .display_fd = -1};
-    strcpy(j->user, s->user);
-    strcpy(j->address, s->address);
-    (void)virt_desktop_name(s->user, j->name, sizeof(j->name));
+    j = job_new(l, JOB_DESKTOP, s);
     s->deadline_ms = now_ms() + (uint64_t)l->cfg->desktop_start_timeout_s * 1000;
-    if (submit(l, j) < 0) {
+    if (!j || submit(l, j) < 0) {
         job_free(j);
-        session_finish_close(l, s, TEXT_DESKTOP_FAILED, broker_desktop_error_text(-ENOMEM));
+        session_finish_close(l, s, TEXT_DESKTOP_FAILED, "the server is out of memory");
+    }
+}
+
+/* The desktop's client count goes down (and its logoff action runs) off the loop. */
+static void session_end_submit(struct loop *l, uint64_t session_id)
+{
+    struct job *j = job_new(l, JOB_SESSION_END, NULL);
+
+    if (j)
+        j->session_id = session_id;
+    if (!j || submit(l, j) < 0) {
+        log_error("session=%" PRIu64 " cannot queue its logoff", session_id);
+        job_free(j);
     }
 }
 
@@ -218,6 +252,7 @@ static void job_auth_done(struct loop *l, struct job *j, struct session *s)
     struct proto_message m;
 
     proto_message_init(&m, PROTO_AUTH_RESULT);
+    pools_count_login(l->ctx->pools, j->result == 0);
     if (j->result < 0) {
         if (j->result == -EIO)
             log_error("login failed user=%s client=%s session=%" PRIu64 " reason=PAM error: %s",
@@ -249,26 +284,25 @@ static void job_desktop_done(struct loop *l, struct job *j, struct session *s)
     struct proto_message m;
 
     if (j->result < 0) {
-        log_error("desktop failed name=%s user=%s session=%" PRIu64 " error=%s: %s", j->name,
-                  j->user, j->session_id, strerror(-j->result), j->detail);
+        log_error("desktop failed user=%s pool=%s session=%" PRIu64 " error=%s: %s", j->user,
+                  j->pool[0] ? j->pool : "-", j->session_id, strerror(-j->result), j->detail);
         if (s)
-            session_finish_close(l, s, TEXT_DESKTOP_FAILED, broker_desktop_error_text(j->result));
+            session_finish_close(l, s, "", j->user_text[0] ? j->user_text : TEXT_INTERNAL);
         return;
     }
-    log_info("desktop started name=%s user=%s session=%" PRIu64 " defined=%s booted=%s", j->name,
-             j->user, j->session_id, j->created ? "yes" : "no", j->started ? "yes" : "no");
-    if (!s) {
-        log_info("session=%" PRIu64 " went away before its desktop was ready", j->session_id);
+    if (!s || session_set_state(s, SESSION_DESKTOP_READY) < 0) {
+        log_info("session=%" PRIu64 " went away before its desktop %s was ready", j->session_id,
+                 j->desktop);
+        session_end_submit(l, j->session_id);
         return;
     }
-    if (session_set_state(s, SESSION_DESKTOP_READY) < 0)
-        return;
+    strcpy(s->desktop, j->desktop);
     proto_message_init(&m, PROTO_DESKTOP_READY);
-    (void)proto_set_string(m.text, sizeof(m.text), j->name);
+    (void)proto_set_string(m.text, sizeof(m.text), j->desktop);
     m.fd = TAKE_FD(j->display_fd);
     if (session_send(l, s, &m) == 0) {
         s->deadline_ms = 0;
-        log_info("desktop ready name=%s user=%s session=%" PRIu64, j->name, j->user, s->id);
+        log_info("desktop ready name=%s user=%s session=%" PRIu64, j->desktop, j->user, s->id);
     }
     proto_message_done(&m); /* closes the broker's copy of the display fd */
 }
@@ -279,6 +313,12 @@ static void job_done(void *userdata, int status)
     struct loop *l = j->loop;
     struct session *s = NULL;
 
+    if (j->kind == JOB_MAINTAIN)
+        l->maintaining = false;
+    if (j->kind == JOB_SESSION_END || j->kind == JOB_MAINTAIN) {
+        job_free(j);
+        return;
+    }
     if (status == 0 && !l->stopping) {
         s = session_registry_find(l->sessions, j->session_id);
         /* A session that timed out or was killed meanwhile gets nothing more. */
@@ -294,18 +334,26 @@ static void job_done(void *userdata, int status)
 
 static int submit(struct loop *l, struct job *j)
 {
-    if (j->kind == JOB_AUTH)
-        return workers_submit(l->auth_workers, job_auth_run, job_done, j);
-    return workers_submit(l->desktop_workers, job_desktop_run, job_done, j);
+    static void (*const run[])(void *) = {
+        [JOB_AUTH] = job_auth_run,
+        [JOB_DESKTOP] = job_desktop_run,
+        [JOB_SESSION_END] = job_session_end_run,
+        [JOB_MAINTAIN] = job_maintain_run,
+    };
+
+    return workers_submit(j->kind == JOB_AUTH ? l->auth_workers : l->desktop_workers,
+                          run[j->kind], job_done, j);
 }
 
 /* ---- control messages ---- */
 
 static void on_auth_request(struct loop *l, struct session *s, struct proto_message *m)
 {
+    char user[STORE_NAME_MAX + 1], pool[STORE_NAME_MAX + 1];
     struct job *j;
 
-    if (!username_is_valid(m->username)) {
+    /* "alice@eng" asks for pool eng: how a standard VNC client picks a pool. */
+    if (pools_parse_login(m->username, user, pool) < 0) {
         struct proto_message reply;
 
         /* Never log the raw name: it may be a mistyped password or terminal junk. */
@@ -318,10 +366,11 @@ static void on_auth_request(struct loop *l, struct session *s, struct proto_mess
         session_finish(l, s, &reply);
         return;
     }
-    if (session_set_state(s, SESSION_CHECKING) < 0 || session_set_user(s, m->username) < 0) {
+    if (session_set_state(s, SESSION_CHECKING) < 0 || session_set_user(s, user) < 0) {
         protocol_violation(l, s, "unexpected AUTH_REQUEST");
         return;
     }
+    strcpy(s->pool, pool);
     s->deadline_ms = now_ms() + (uint64_t)l->cfg->login_timeout_s * 1000 + BROKER_MARGIN_MS;
 
     /* Bounded queue: PAM checks of connections that already gave up still run, so
@@ -338,13 +387,9 @@ static void on_auth_request(struct loop *l, struct session *s, struct proto_mess
         return;
     }
 
-    j = calloc(1, sizeof(*j));
-    if (j) {
-        *j = (struct job){.loop = l, .kind = JOB_AUTH, .session_id = s->id, .display_fd = -1};
-        strcpy(j->user, s->user);
-        strcpy(j->address, s->address);
+    j = job_new(l, JOB_AUTH, s);
+    if (j)
         j->password = strdup(m->password);
-    }
     if (!j || !j->password || submit(l, j) < 0) {
         log_error("session=%" PRIu64 " cannot queue PAM check", s->id);
         job_free(j);
@@ -467,6 +512,121 @@ static void on_accept(struct loop *l)
     }
 }
 
+/* ---- requests from other threads ---- */
+
+struct inbox_request {
+    uint64_t session_id;
+    char by[SESSION_MAX_USER + 1];
+    int result;
+    bool done;
+    struct inbox_request *next;
+};
+
+struct broker_inbox {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int event_fd;
+    bool closed;
+    struct inbox_request *head;
+};
+
+int broker_inbox_new(struct broker_inbox **ret)
+{
+    struct broker_inbox *in = calloc(1, sizeof(*in));
+
+    if (!in)
+        return -ENOMEM;
+    in->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (in->event_fd < 0) {
+        free(in);
+        return -errno;
+    }
+    pthread_mutex_init(&in->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&in->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    *ret = in;
+    return 0;
+}
+
+void broker_inbox_free(struct broker_inbox *in)
+{
+    if (!in)
+        return;
+    safe_close(in->event_fd);
+    pthread_cond_destroy(&in->cond);
+    pthread_mutex_destroy(&in->lock);
+    free(in);
+}
+
+int broker_inbox_disconnect(void *userdata, uint64_t session_id, const char *by_admin)
+{
+    struct broker_inbox *in = userdata;
+    struct inbox_request req = {.session_id = session_id};
+    uint64_t one = 1;
+    struct timespec until;
+    int r;
+
+    snprintf(req.by, sizeof(req.by), "%s", by_admin ? by_admin : "");
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += BROKER_INBOX_WAIT_MS / 1000;
+    pthread_mutex_lock(&in->lock);
+    if (in->closed) {
+        pthread_mutex_unlock(&in->lock);
+        return -ESHUTDOWN;
+    }
+    req.next = in->head;
+    in->head = &req;
+    (void)!write(in->event_fd, &one, sizeof(one));
+    while (!req.done)
+        if (pthread_cond_timedwait(&in->cond, &in->lock, &until) == ETIMEDOUT && !req.done) {
+            /* Still queued: take it back (it lives on this stack). Taken by the loop:
+             * it is being answered right now, wait for that. */
+            for (struct inbox_request **q = &in->head; *q; q = &(*q)->next)
+                if (*q == &req) {
+                    *q = req.next;
+                    req.done = true;
+                    req.result = -ETIMEDOUT;
+                    break;
+                }
+        }
+    r = req.result;
+    pthread_mutex_unlock(&in->lock);
+    return r;
+}
+
+static int inbox_disconnect(struct loop *l, const struct inbox_request *req)
+{
+    struct session *s = session_registry_find(l->sessions, req->session_id);
+
+    if (!s || s->state != SESSION_DESKTOP_READY)
+        return -ENOENT;
+    log_info("session=%" PRIu64 " user=%s desktop=%s disconnected by admin=%s", s->id, s->user,
+             s->desktop, req->by);
+    session_finish_close(l, s, "", TEXT_DISCONNECTED);
+    return 0;
+}
+
+static void on_inbox(struct loop *l, bool closing)
+{
+    struct broker_inbox *in = l->ctx->inbox;
+    uint64_t count;
+
+    (void)!read(in->event_fd, &count, sizeof(count));
+    pthread_mutex_lock(&in->lock);
+    in->closed |= closing;
+    while (in->head) {
+        struct inbox_request *req = in->head;
+        in->head = req->next;
+        req->result = closing ? -ESHUTDOWN : inbox_disconnect(l, req);
+        req->done = true;
+    }
+    pthread_cond_broadcast(&in->cond);
+    pthread_mutex_unlock(&in->lock);
+}
+
 /* ---- signals ---- */
 
 static void reap_sessions(struct loop *l)
@@ -487,6 +647,8 @@ static void reap_sessions(struct loop *l)
                      s->user[0] ? s->user : "-", s->address,
                      WIFSIGNALED(status) ? WTERMSIG(status) : 0);
         s->pid = 0;
+        if (s->desktop[0] && !l->stopping)
+            session_end_submit(l, s->id);
         session_registry_remove(l->sessions, s);
     }
 }
@@ -536,7 +698,7 @@ static void on_deadline(struct loop *l, struct session *s)
         log_error("desktop failed user=%s session=%" PRIu64
                   " error=not ready within desktop_start_timeout_s=%d",
                   s->user, s->id, l->cfg->desktop_start_timeout_s);
-        session_finish_close(l, s, TEXT_DESKTOP_FAILED, broker_desktop_error_text(-ETIMEDOUT));
+        session_finish_close(l, s, TEXT_DESKTOP_FAILED, "it took too long to start");
         break;
     case SESSION_CLOSING:
         session_kill(l, s, "did not exit after close");
@@ -557,7 +719,21 @@ static int next_timeout(struct loop *l)
     }
     if (l->accept_paused_until && (!next || l->accept_paused_until < next))
         next = l->accept_paused_until;
+    if (!l->maintaining && (!next || l->maintain_due_ms < next))
+        next = l->maintain_due_ms;
     return next ? deadline_left_ms(next) : -1;
+}
+
+static void maintain_submit(struct loop *l)
+{
+    struct job *j = job_new(l, JOB_MAINTAIN, NULL);
+
+    l->maintain_due_ms = now_ms() + (uint64_t)l->cfg->spare_check_interval_s * 1000;
+    if (!j || submit(l, j) < 0) {
+        job_free(j);
+        return;
+    }
+    l->maintaining = true;
 }
 
 /* ---- the loop ---- */
@@ -599,7 +775,7 @@ int broker_run(const struct broker_context *ctx)
     }
 
     while (!l.stopping) {
-        size_t n = 0, want = 4 + session_registry_size(l.sessions);
+        size_t n = 0, want = 5 + session_registry_size(l.sessions);
         uint64_t now;
 
         if (want > allocated) {
@@ -625,6 +801,7 @@ int broker_run(const struct broker_context *ctx)
             l.accept_paused_until = 0;
         fds[n++] =
             (struct pollfd){.fd = l.accept_paused_until ? -1 : ctx->listen_fd, .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = ctx->inbox->event_fd, .events = POLLIN};
         for (size_t i = 0; i < session_registry_size(l.sessions); i++) {
             struct session *s = session_registry_at(l.sessions, i);
             if (s->control_fd < 0)
@@ -648,7 +825,9 @@ int broker_run(const struct broker_context *ctx)
             workers_dispatch(l.auth_workers);
         if (fds[2].revents)
             workers_dispatch(l.desktop_workers);
-        for (size_t i = 4; i < n; i++) {
+        if (fds[4].revents)
+            on_inbox(&l, false);
+        for (size_t i = 5; i < n; i++) {
             struct session *s;
             if (!fds[i].revents)
                 continue;
@@ -665,7 +844,10 @@ int broker_run(const struct broker_context *ctx)
             if (s->deadline_ms && now >= s->deadline_ms)
                 on_deadline(&l, s);
         }
+        if (!l.maintaining && now >= l.maintain_due_ms)
+            maintain_submit(&l);
     }
+    on_inbox(&l, true);
 
     shutdown_sessions(&l);
     l.stopping = true;

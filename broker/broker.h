@@ -8,20 +8,28 @@
 #include "broker-config.h"
 #include "certs.h"
 #include "broker-spawn.h"
-#include "virt.h"
+#include "pools.h"
+
+/* Requests from other threads (the admin API) to the event loop. */
+struct broker_inbox;
+
+int broker_inbox_new(struct broker_inbox **ret);
+void broker_inbox_free(struct broker_inbox *inbox);
+/* Asks the loop to disconnect a session, and waits (at most a few seconds) for the answer:
+ * 0, -ENOENT when no such session has a desktop, -ETIMEDOUT, -ESHUTDOWN. Thread-safe; the
+ * signature fits api_options.disconnect. */
+int broker_inbox_disconnect(void *inbox, uint64_t session_id, const char *by_admin);
 
 struct broker_context {
     const struct broker_config *config;
-    const struct spawn_params *spawn;     /* program, TLS files ... for vdi-session */
-    const struct virt_template *template; /* the desktop template */
-    struct virt *virt;                    /* outlives broker_run() */
-    int listen_fd;                        /* non-blocking; owned by the caller */
-    int signal_fd;                        /* signalfd for SIGTERM, SIGINT, SIGCHLD, SIGHUP */
+    const struct spawn_params *spawn; /* program, TLS files ... for vdi-session */
+    struct pools *pools;              /* outlives broker_run() */
+    struct broker_inbox *inbox;
+    int listen_fd; /* non-blocking; owned by the caller */
+    int signal_fd; /* signalfd for SIGTERM, SIGINT, SIGCHLD, SIGHUP */
 };
 
 /* Runs until SIGTERM or SIGINT, then tells sessions, joins the workers and returns 0
  * (VMs are left alone). Returns -errno when the loop cannot run at all. */
 int broker_run(const struct broker_context *ctx);
 
-/* Text for the user when a desktop could not be started (after "...: "). */
-const char *broker_desktop_error_text(int error);

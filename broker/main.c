@@ -14,11 +14,13 @@
 #include "broker-config.h"
 #include "broker.h"
 #include "certs.h"
-#include "image.h"
+#include "api.h"
 #include "listener.h"
 #include "log.h"
 #include "broker-spawn.h"
 #include "util.h"
+#include "pools.h"
+#include "store.h"
 #include "virt.h"
 
 #ifndef VDI_LIBEXECDIR
@@ -156,11 +158,13 @@ static int run(int argc, char **argv)
     _cleanup_(virt_freep) struct virt *virt = NULL;
     _cleanup_(closep) int signal_fd = -1;
     _cleanup_(closep) int listen_fd = -1;
-    struct virt_template tmpl;
+    _cleanup_(freep) char *database = NULL;
+    _cleanup_(store_closep) struct store *store = NULL;
+    _cleanup_(pools_freep) struct pools *pools = NULL;
+    struct broker_inbox *inbox = NULL;
+    struct api *api = NULL;
     struct virt_error verr = {""};
     enum log_level level;
-    enum image_format format;
-    uint64_t disk_size;
     char error[512] = "", where[LISTENER_ADDRESS_MAX + 16];
     uint16_t port;
     sigset_t mask;
@@ -177,12 +181,6 @@ static int run(int argc, char **argv)
     if (log_level_from_string(cfg.log_level, &level) == 0)
         log_set_level(level);
 
-    r = image_probe(cfg.template_disk, &format, &disk_size);
-    if (r < 0) {
-        log_error_errno(r, "template_disk: %s is not a usable raw or qcow2 image",
-                        cfg.template_disk);
-        goto out;
-    }
     r = spawn_find_program(cfg.session_program, VDI_LIBEXECDIR "/vdi-session", &program);
     if (r < 0) {
         log_error_errno(
@@ -257,18 +255,41 @@ static int run(int argc, char **argv)
             goto out;
         }
     }
-    r = virt_new(uri, &virt, &verr);
+    struct virt_options vopts = {
+        .uri = uri,
+        .virt_type = cfg.virt_type,
+        .disk_dir = disk_dir,
+        .console_dir = console_dir,
+    };
+    r = virt_new(&vopts, &virt, &verr);
     if (r < 0) {
         log_error_errno(r, "libvirt: %s", verr.message);
         goto out;
     }
-    r = virt_pool_ensure(virt, disk_dir, &verr);
+    log_info("libvirt uri=%s virt_type=%s disks=%s", uri, cfg.virt_type,
+             virt_has_storage_api(virt) ? "storage pool " VIRT_POOL_NAME : "qemu-img (no storage driver)");
+
+    /* State: the store, then pools converge it with what libvirt runs. */
+    if ((r = broker_config_database(&cfg, &database)) < 0)
+        goto out;
+    r = store_open(database, &store);
     if (r < 0) {
-        log_error_errno(r, "libvirt storage: %s", verr.message);
+        log_error_errno(r, "cannot open the database %s", database);
         goto out;
     }
-    log_info("libvirt uri=%s virt_type=%s template=%s format=%s size=%" PRIu64, uri, cfg.virt_type,
-             cfg.template_disk, image_format_to_string(format), disk_size);
+    struct pools_options popts = {
+        .store = store,
+        .virt = virt,
+        .shutdown_timeout_s = cfg.shutdown_timeout_s,
+    };
+    (void)broker_config_ratio(cfg.cpu_overcommit, &popts.cpu_overcommit);
+    (void)broker_config_ratio(cfg.memory_overcommit, &popts.memory_overcommit);
+    r = pools_new(&popts, &pools);
+    if (r < 0)
+        goto out;
+    r = pools_reconcile(pools);
+    if (r < 0)
+        log_warning("reconciliation left some desktops as they were (see above); continuing");
 
     listen_fd = listener_open(cfg.listen_address, cfg.listen_port, &port);
     if (listen_fd < 0) {
@@ -278,19 +299,6 @@ static int run(int argc, char **argv)
     }
     listener_format(cfg.listen_address, port, where, sizeof(where));
 
-    tmpl = (struct virt_template){
-        .virt_type = cfg.virt_type,
-        .disk = cfg.template_disk,
-        .disk_format = format,
-        .disk_size = disk_size,
-        .kernel = cfg.template_kernel,
-        .initrd = cfg.template_initrd,
-        .cmdline = cfg.template_cmdline,
-        .memory_mib = cfg.template_memory_mib,
-        .vcpus = cfg.template_vcpus,
-        .disk_dir = disk_dir,
-        .console_dir = console_dir,
-    };
     struct spawn_params spawn = {
         .program = program,
         .tls_cert = certs.cert_file,
@@ -301,14 +309,48 @@ static int run(int argc, char **argv)
         .login_timeout_s = cfg.login_timeout_s,
         .log_level = cfg.log_level,
     };
+    r = broker_inbox_new(&inbox);
+    if (r < 0) {
+        log_error_errno(r, "cannot set up the admin request queue");
+        goto out;
+    }
     struct broker_context ctx = {
         .config = &cfg,
         .spawn = &spawn,
-        .template = &tmpl,
-        .virt = virt,
+        .pools = pools,
+        .inbox = inbox,
         .listen_fd = listen_fd,
         .signal_fd = signal_fd,
     };
+    if (cfg.admin_address[0]) {
+        struct api_options aopts = {
+            .address = cfg.admin_address,
+            .port = cfg.admin_port,
+            .cert_file = certs.cert_file,
+            .key_file = certs.key_file,
+            .tls_priority = cfg.tls_priority,
+            .pam_service = cfg.pam_service,
+            .admin_group = cfg.admin_group,
+            .pools = pools,
+            .store = store,
+            .disconnect = broker_inbox_disconnect,
+            .userdata = inbox,
+            .max_connections = 16,
+            .timeout_s = 60,
+        };
+        char admin_where[LISTENER_ADDRESS_MAX + 16];
+        uint16_t admin_port;
+
+        r = api_start(&aopts, &api, &admin_port);
+        if (r < 0) {
+            log_error_errno(r, "cannot start the admin API on %s port %d", cfg.admin_address,
+                            cfg.admin_port);
+            goto out;
+        }
+        listener_format(cfg.admin_address, admin_port, admin_where, sizeof(admin_where));
+        log_info("admin API on https://%s", admin_where);
+        printf("vdi-broker admin API on https://%s\n", admin_where);
+    }
 
     log_info("vdi-broker listening on %s session_program=%s", where, program);
     printf("vdi-broker listening on %s\n", where);
@@ -319,6 +361,8 @@ static int run(int argc, char **argv)
     if (r == 0)
         log_info("stopped; desktop VMs keep running");
 out:
+    api_stop(api); /* before pools and store go */
+    broker_inbox_free(inbox);
     certs_done(&certs);
     broker_config_done(&cfg);
     return r;

@@ -25,6 +25,7 @@
 
 #define SESSION_MAX_ADDRESS 64 /* numeric IPv4/IPv6 text, NUL included */
 #define SESSION_MAX_USER 32    /* username_is_valid() cap */
+#define SESSION_MAX_NAME 64    /* pool and desktop names */
 
 enum session_state {
     SESSION_WAIT_AUTH,
@@ -40,6 +41,8 @@ struct session {
     int control_fd;                    /* broker's end of the control socket, or -1 */
     char address[SESSION_MAX_ADDRESS]; /* client address, numeric */
     char user[SESSION_MAX_USER + 1];   /* set from CHECKING on; "" before */
+    char pool[SESSION_MAX_NAME + 1];   /* asked for with "user@pool"; "" = any */
+    char desktop[SESSION_MAX_NAME + 1]; /* from DESKTOP_READY on: the desktop in use */
     enum session_state state;
     uint64_t created_ms;  /* monotonic (now_ms) */
     uint64_t deadline_ms; /* monotonic; the broker ends the session when it
