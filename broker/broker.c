@@ -72,7 +72,8 @@ struct job {
     char *password; /* JOB_AUTH; wiped */
     int result;
     char detail[768];    /* for the log */
-    char user_text[256]; /* JOB_DESKTOP failure: for the user */
+    char user_text[256]; /* failure text for the user (entitlement, desktop) */
+    bool entitlement_failed;
     /* JOB_DESKTOP */
     char desktop[SESSION_MAX_NAME + 1];
     int display_fd;
@@ -179,6 +180,20 @@ static void job_auth_run(void *userdata)
     j->result = auth_pam_check(&req, j->detail, sizeof(j->detail));
     secret_free(j->password);
     j->password = NULL;
+    if (j->result == 0) {
+        /* Entitlement now, so that the client hears "no desktop" as its login result. */
+        struct pools_error err = {"", ""};
+        char pool[STORE_NAME_MAX + 1];
+
+        j->result = pools_choose(j->loop->ctx->pools, j->user, j->pool, pool, &err);
+        if (j->result == 0)
+            snprintf(j->pool, sizeof(j->pool), "%s", pool);
+        else {
+            j->entitlement_failed = true;
+            snprintf(j->detail, sizeof(j->detail), "%s", err.log);
+            snprintf(j->user_text, sizeof(j->user_text), "%s", err.text);
+        }
+    }
 }
 
 static void job_desktop_run(void *userdata)
@@ -254,7 +269,10 @@ static void job_auth_done(struct loop *l, struct job *j, struct session *s)
     proto_message_init(&m, PROTO_AUTH_RESULT);
     pools_count_login(l->ctx->pools, j->result == 0);
     if (j->result < 0) {
-        if (j->result == -EIO)
+        if (j->entitlement_failed)
+            log_warning("login refused user=%s client=%s session=%" PRIu64 " reason=%s", j->user,
+                        j->address, j->session_id, j->detail);
+        else if (j->result == -EIO)
             log_error("login failed user=%s client=%s session=%" PRIu64 " reason=PAM error: %s",
                       j->user, j->address, j->session_id, j->detail);
         else
@@ -263,7 +281,8 @@ static void job_auth_done(struct loop *l, struct job *j, struct session *s)
         if (!s)
             return;
         m.ok = false;
-        (void)proto_set_string(m.text, sizeof(m.text), TEXT_AUTH_FAILED);
+        (void)proto_set_string(m.text, sizeof(m.text),
+                               j->entitlement_failed ? j->user_text : TEXT_AUTH_FAILED);
         session_finish(l, s, &m);
         return;
     }
@@ -272,7 +291,9 @@ static void job_auth_done(struct loop *l, struct job *j, struct session *s)
                  j->address, j->session_id);
         return;
     }
-    log_info("login ok user=%s client=%s session=%" PRIu64, j->user, j->address, s->id);
+    strcpy(s->pool, j->pool); /* the pool pools_choose() settled on */
+    log_info("login ok user=%s pool=%s client=%s session=%" PRIu64, j->user, j->pool, j->address,
+             s->id);
     m.ok = true;
     if (session_send(l, s, &m) < 0)
         return;

@@ -582,9 +582,8 @@ int pools_entitled(struct pools *p, const char *user, char (**ret)[STORE_NAME_MA
     return r;
 }
 
-/* Chooses the pool for a login. */
-static int claim_pick_pool(struct pools *p, const char *user, const char *wanted,
-                           char pool[STORE_NAME_MAX + 1], struct pools_error *err)
+int pools_choose(struct pools *p, const char *user, const char *wanted,
+                 char pool[STORE_NAME_MAX + 1], struct pools_error *err)
 {
     char(*names)[STORE_NAME_MAX + 1] = NULL;
     size_t n = 0;
@@ -683,7 +682,7 @@ int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret
     bool mine = false;
     int r;
 
-    r = claim_pick_pool(p, user, wanted ? wanted : "", pool_name, err);
+    r = pools_choose(p, user, wanted ? wanted : "", pool_name, err);
     if (r < 0)
         return r;
     r = recipe_load(p, pool_name, &rc, err);

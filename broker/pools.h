@@ -75,6 +75,13 @@ int pools_parse_login(const char *login, char user[STORE_NAME_MAX + 1],
 int pools_entitled(struct pools *p, const char *user, char (**ret)[STORE_NAME_MAX + 1],
                    size_t *ret_n);
 
+/* The pool a login goes to: wanted (from "user@pool") if the user is entitled to it,
+ * else the one pool the user is entitled to. -ENOENT no entitlement, -EPERM not entitled
+ * to wanted, -EINVAL several pools and none named (err.text says how to name one).
+ * Called right after PAM, so that the client hears the reason in its SecurityResult. */
+int pools_choose(struct pools *p, const char *user, const char *wanted,
+                 char ret[STORE_NAME_MAX + 1], struct pools_error *err);
+
 /* Finds or makes the desktop for user (in pool, or "" = the one pool the user is
  * entitled to), starts it, and returns its name. Dedicated pools: the user's desktop, or
  * a free one (a running spare first) that becomes theirs. Floating: the desktop the user

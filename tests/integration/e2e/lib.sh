@@ -8,7 +8,7 @@
 #
 # Environment (CMake sets these; defaults let you run a script by hand from the tree):
 #   VDI_SOURCE_DIR, VDI_BUILD_DIR   source and build trees
-#   VDI_BROKER, VNC_TEST_CLIENT     programs under test / the test client
+#   VDI_BROKER, VDICTL, VNC_TEST_CLIENT  programs under test / the test client
 #   VDI_IMAGE_DIR                   where the demo image is built (once, then reused)
 #   VDI_E2E_KEEP=1                  keep $T even when everything passed
 set -uo pipefail
@@ -17,11 +17,13 @@ E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VDI_SOURCE_DIR=${VDI_SOURCE_DIR:-$(cd "$E2E_DIR/../../.." && pwd)}
 VDI_BUILD_DIR=${VDI_BUILD_DIR:-$VDI_SOURCE_DIR/build}
 VDI_BROKER=${VDI_BROKER:-$VDI_BUILD_DIR/broker/vdi-broker}
+VDICTL=${VDICTL:-$VDI_BUILD_DIR/broker/vdictl}
 VNC_TEST_CLIENT=${VNC_TEST_CLIENT:-$VDI_BUILD_DIR/tests/integration/e2e/vnc-test-client}
 VDI_IMAGE_DIR=${VDI_IMAGE_DIR:-$VDI_BUILD_DIR/tests/image}
 VDI_TEST_DATA=${VDI_TEST_DATA:-$VDI_SOURCE_DIR/tests/data}
 PAM_MATRIX=/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so
 PAM_WRAPPER_LIB=libpam_wrapper.so
+NSS_WRAPPER_LIB=libnss_wrapper.so
 
 E2E_CHECKS=0
 E2E_FAILS=0
@@ -99,6 +101,14 @@ pam_setup() {
         "$VDI_TEST_DATA/e2e/pam-service.in" >"$T/pam/vdi"
 }
 
+# nss_setup: users and groups for nss_wrapper: the system's own (QEMU's user, nobody...)
+# plus the test users of tests/data/e2e/passwd and group (staff = alice, bob;
+# vdi-admins = admin).
+nss_setup() {
+    cat /etc/passwd "$VDI_TEST_DATA/e2e/passwd" >"$T/nss-passwd"
+    cat /etc/group "$VDI_TEST_DATA/e2e/group" >"$T/nss-group"
+}
+
 # password USER: the test password from the passdb.
 password() { awk -F: -v u="$1" '$1 == u { print $2 }' "$VDI_TEST_DATA/e2e/passdb"; }
 
@@ -112,16 +122,16 @@ broker_start() {
     chmod 0755 "$STATE"
     E2E_STATES+=("$STATE")
     [ -f "$T/pam/vdi" ] || pam_setup
-    sed -e "s|@STATE_DIR@|$STATE|g" -e "s|@IMAGE_DIR@|$VDI_IMAGE_DIR|g" \
-        -e "s|@CMDLINE@|$(cat "$VDI_IMAGE_DIR/cmdline")|g" \
-        "$VDI_TEST_DATA/e2e/broker.conf.in" >"$STATE.conf"
+    [ -f "$T/nss-passwd" ] || nss_setup
+    sed -e "s|@STATE_DIR@|$STATE|g" "$VDI_TEST_DATA/e2e/broker.conf.in" >"$STATE.conf"
     local sets=() kv
     for kv in "$@"; do sets+=(--set "$kv"); done
     BROKER_LOG=$T/logs/broker-$(basename "$STATE").log
     # pam_wrapper dlopen()s libpam with RTLD_DEEPBIND, which ASan refuses (the broker
     # dies in its first PAM call); pam_wrapper 1.1.4 reads the switch under uid_wrapper's
     # name, later versions under their own.
-    LD_PRELOAD=$PAM_WRAPPER_LIB PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$T/pam \
+    LD_PRELOAD="$PAM_WRAPPER_LIB $NSS_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$T/pam \
+        NSS_WRAPPER_PASSWD=$T/nss-passwd NSS_WRAPPER_GROUP=$T/nss-group \
         PAM_WRAPPER_DISABLE_DEEPBIND=1 UID_WRAPPER_DISABLE_DEEPBIND=1 \
         ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
@@ -143,7 +153,45 @@ broker_start() {
     ADDR=${line%:*}
     CA=$STATE/tls/ca-cert.pem
     [ -r "$CA" ] || abort "broker starts" "no CA certificate at $CA"
-    say "broker pid $BROKER_PID listening on $ADDR:$PORT, CA $CA"
+    ADMIN_URL=$(grep -a -m1 'vdi-broker admin API on' "$BROKER_LOG" | sed 's/.* on //')
+    say "broker pid $BROKER_PID listening on $ADDR:$PORT, admin API $ADMIN_URL, CA $CA"
+}
+
+# vdictl_as USER ARGS...: vdictl against the running broker as USER (password from the
+# passdb, through a file: never on the command line).
+vdictl_as() {
+    local user=$1
+    shift
+    [ -x "$VDICTL" ] || abort "prerequisites" "$VDICTL is not built"
+    password "$user" >"$T/pw-$user"
+    "$VDICTL" --url "$ADMIN_URL" --ca-file "$CA" --user "$user" --password-file "$T/pw-$user" \
+        "$@" 2>>"$T/logs/vdictl.log"
+}
+vdictl_admin() { vdictl_as admin "$@"; }
+
+# template_setup [NAME]: the demo image as a template (default name "demo").
+template_setup() {
+    vdictl_admin template add "${1:-demo}" --disk "$VDI_IMAGE_DIR/disk.img" \
+        --kernel "$VDI_IMAGE_DIR/vmlinuz" --initrd "$VDI_IMAGE_DIR/initrd.img" \
+        --cmdline "$(cat "$VDI_IMAGE_DIR/cmdline")" >/dev/null ||
+        abort "template setup" "vdictl template add failed: $(tail -n1 "$T/logs/vdictl.log")"
+}
+
+# pool_setup NAME [vdictl pool add options...]: a pool of the demo template sized for
+# TCG (1 vCPU, 128 MiB); the group staff (alice, bob) is entitled to it.
+pool_setup() {
+    local name=$1
+    shift
+    vdictl_admin template show demo >/dev/null 2>&1 || template_setup demo
+    vdictl_admin pool add "$name" --template demo --vcpus 1 --memory 128 "$@" >/dev/null &&
+        vdictl_admin entitlement add "$name" --group staff >/dev/null ||
+        abort "pool setup" "vdictl pool/entitlement add failed: $(tail -n1 "$T/logs/vdictl.log")"
+}
+
+# desktop_of USER: the desktop the broker last handed to USER (from its log).
+desktop_of() {
+    grep -a "desktop ready name=.* user=$1 " "$BROKER_LOG" | tail -n1 |
+        sed 's/.*desktop ready name=\([^ ]*\).*/\1/'
 }
 
 # broker_stop: SIGTERM; returns non-zero when it does not exit within 15 s or exits

@@ -7,7 +7,8 @@
 #   - a stalled client and a garbage handshake are cut off within the handshake deadline
 #     while alice logs in normally at the same time
 #   - alice gets her own VM: what she types runs there (marker on its serial log), and
-#     her framebuffer equals libvirt's screenshot of vdi-alice
+#     her framebuffer equals libvirt's screenshot of her desktop
+#   - carol, with the right password but no entitlement, is refused with "no desktop"
 #   - bob gets a different VM, with his screen and his serial log
 #   - a wrong password and an unknown user are refused with a reason, and no VM is made
 #   - SIGTERM stops the broker and leaves the VMs running
@@ -17,7 +18,12 @@ e2e_begin login
 HANDSHAKE_TIMEOUT_S=5 # = handshake_timeout_s in tests/data/e2e/broker.conf.in
 broker_start "$T/state"
 H=127.0.0.1:$PORT
-console() { echo "$STATE/console/vdi-$1.log"; }
+# A dedicated pool for the group staff (alice, bob): the first login of each makes the
+# pool's next desktop, so alice gets vdi-desktops-0001 and bob vdi-desktops-0002.
+pool_setup desktops --kind dedicated
+desk() { case $1 in alice) echo vdi-desktops-0001 ;; bob) echo vdi-desktops-0002 ;;
+    *) echo "vdi-desktops-$1" ;; esac; }
+console() { echo "$STATE/console/$(desk "$1").log"; }
 
 # --- what a client is offered, and what it may pick ------------------------------------
 out=$(client raw-security "$H" --timeout 20)
@@ -103,7 +109,8 @@ if [ -n "$login_ms" ] && [ "$login_ms" -lt $((HANDSHAKE_TIMEOUT_S * 1000)) ]; th
 else
     fail "alice's login was not held up by the stalled client" "login took '${login_ms}' ms"
 fi
-check "alice's marker is on vdi-alice's serial log" grep -aqF "$marker_alice" "$(console alice)"
+check "alice's marker is on her desktop's serial log" grep -aqF "$marker_alice" "$(console alice)"
+check "the broker says alice's desktop is $(desk alice)" test "$(desktop_of alice)" = "$(desk alice)"
 
 wait "$stall_pid" "$garbage_pid"
 for what in stall garbage; do
@@ -121,7 +128,8 @@ rc=$?
 cat "$T/bob.out"
 if [ $rc -eq 0 ]; then pass "bob logs in and types into his desktop"; else
     fail "bob logs in and types into his desktop" "exit $rc"; fi
-check "bob's marker is on vdi-bob's serial log" grep -aqF "$marker_bob" "$(console bob)"
+check "bob's marker is on his desktop's serial log" grep -aqF "$marker_bob" "$(console bob)"
+check "the broker says bob's desktop is $(desk bob)" test "$(desktop_of bob)" = "$(desk bob)"
 check "bob's marker is not on alice's serial log" \
     bash -c "! grep -aqF '$marker_bob' '$(console alice)'"
 check "alice's marker is not on bob's serial log" \
@@ -150,6 +158,25 @@ for who in "carol:wrong-password" "mallory:whatever"; do
     fi
 done
 
+# --- right password, no entitlement -----------------------------------------------------
+out=$(client session "$H" --ca "$CA" --user carol --password "$(password carol)" --timeout 60)
+rc=$?
+reason=$(sed -n 's/^reason: //p' <<<"$out")
+if [ $rc -eq 3 ] && grep -qi 'no desktop' <<<"$reason"; then
+    pass "carol (no entitlement) is refused with '$reason'"
+else
+    fail "carol (no entitlement) is refused with a 'no desktop' reason" "exit $rc, reason '$reason'"
+fi
+out=$(client session "$H" --ca "$CA" --user alice@nosuchpool --password "$(password alice)" \
+    --timeout 60)
+rc=$?
+reason=$(sed -n 's/^reason: //p' <<<"$out")
+if [ $rc -eq 3 ] && grep -q 'nosuchpool' <<<"$reason"; then
+    pass "alice@nosuchpool is refused with '$reason'"
+else
+    fail "alice@nosuchpool is refused with a reason naming the pool" "exit $rc, reason '$reason'"
+fi
+
 # --- stop the broker; the VMs stay; compare with libvirt's own screenshots --------------
 if broker_stop; then pass "broker exits cleanly on SIGTERM"; else
     fail "broker exits cleanly on SIGTERM"; fi
@@ -159,29 +186,29 @@ all=$(virsh_e list --all --name | sort | tr '\n' ' ')
 running=$(virsh_e list --state-running --name | sort | tr '\n' ' ')
 say "domains: all=[$all] running=[$running]"
 for u in alice bob; do
-    check "vdi-$u is still running after the broker stopped" grep -qw "vdi-$u" <<<"$running"
+    check "$(desk "$u") ($u) is still running after the broker stopped" \
+        grep -qw "$(desk "$u")" <<<"$running"
 done
-for u in carol mallory; do
-    check "no VM exists for $u (refused login)" bash -c "! grep -qw 'vdi-$u' <<<'$all'"
-done
-ua=$(virsh_e domuuid vdi-alice)
-ub=$(virsh_e domuuid vdi-bob)
-check "vdi-alice and vdi-bob are different domains" test -n "$ua" -a -n "$ub" -a "$ua" != "$ub"
-da=$(virsh_e domblklist vdi-alice | awk '$1 == "vda" { print $2 }')
-db=$(virsh_e domblklist vdi-bob | awk '$1 == "vda" { print $2 }')
+check "no other VM exists (refused logins made none)" test "$all" = "$(desk alice) $(desk bob) "
+ua=$(virsh_e domuuid "$(desk alice)")
+ub=$(virsh_e domuuid "$(desk bob)")
+check "alice's and bob's desktops are different domains" test -n "$ua" -a -n "$ub" -a "$ua" != "$ub"
+da=$(virsh_e domblklist "$(desk alice)" | awk '$1 == "vda" { print $2 }')
+db=$(virsh_e domblklist "$(desk bob)" | awk '$1 == "vda" { print $2 }')
 check "alice and bob have different disks ($da, $db)" test -n "$da" -a -n "$db" -a "$da" != "$db"
 
 for u in alice bob; do
-    if [ -f "$T/$u.ppm" ] && vm_screenshot "vdi-$u" "$T/vdi-$u.ppm"; then
-        out=$(client compare "$T/vdi-$u.ppm" "$T/$u.ppm" --tolerance 20)
+    d=$(desk "$u")
+    if [ -f "$T/$u.ppm" ] && vm_screenshot "$d" "$T/$d.ppm"; then
+        out=$(client compare "$T/$d.ppm" "$T/$u.ppm" --tolerance 20)
         rc=$?
         if [ $rc -eq 0 ]; then
-            pass "$u's framebuffer equals libvirt's screenshot of vdi-$u ($(tail -n1 <<<"$out"))"
+            pass "$u's framebuffer equals libvirt's screenshot of $d ($(tail -n1 <<<"$out"))"
         else
-            fail "$u's framebuffer equals libvirt's screenshot of vdi-$u" "$(tr '\n' ' ' <<<"$out")"
+            fail "$u's framebuffer equals libvirt's screenshot of $d" "$(tr '\n' ' ' <<<"$out")"
         fi
     else
-        fail "$u's framebuffer equals libvirt's screenshot of vdi-$u" \
+        fail "$u's framebuffer equals libvirt's screenshot of $d" \
             "no framebuffer or no screenshot"
     fi
 done

@@ -4,7 +4,7 @@
 # VNC_USERNAME / VNC_PASSWORD environment, which vncviewer 1.12 reads instead of asking
 # in a dialog). Checks: keys typed into the viewer window (xdotool) run in alice's
 # desktop (marker on its serial log), and the viewer's window shows the VM's screen
-# (libvirt's screenshot of vdi-alice is found, pixel for pixel, in a screenshot of the
+# (libvirt's screenshot of her desktop is found, pixel for pixel, in a screenshot of the
 # whole X screen). Then the bundled vdi-client (headless, --screenshot) on the same
 # desktop: its picture equals the VM's screen.
 source "$(dirname "$0")/lib.sh"
@@ -15,7 +15,9 @@ for p in Xvfb vncviewer xdotool import; do
 done
 
 broker_start "$T/state"
-serial=$STATE/console/vdi-alice.log
+pool_setup desktops --kind dedicated
+DESK=vdi-desktops-0001 # alice's first login makes the pool's first desktop
+serial=$STATE/console/$DESK.log
 
 # An X server of our own; -displayfd picks a free display number.
 Xvfb -displayfd 5 -screen 0 1024x768x24 -nolisten tcp 5>"$T/xdisplay" \
@@ -97,23 +99,23 @@ if broker_stop; then pass "broker exits cleanly on SIGTERM"; else
     fail "broker exits cleanly on SIGTERM"; fi
 check_no_sanitizer_reports "$BROKER_LOG"
 
-if vm_screenshot vdi-alice "$T/vdi-alice.ppm" && [ -f "$T/xscreen.ppm" ]; then
+if vm_screenshot "$DESK" "$T/vdi-alice.ppm" && [ -f "$T/xscreen.ppm" ]; then
     out=$(client compare "$T/xscreen.ppm" "$T/vdi-alice.ppm" --find --tolerance 50)
     if [ $? -eq 0 ]; then
-        pass "the vncviewer window shows vdi-alice's screen ($(tr '\n' ' ' <<<"$out"))"
+        pass "the vncviewer window shows alice's desktop ($(tr '\n' ' ' <<<"$out"))"
     else
-        fail "the vncviewer window shows vdi-alice's screen" "$(tr '\n' ' ' <<<"$out")"
+        fail "the vncviewer window shows alice's desktop" "$(tr '\n' ' ' <<<"$out")"
     fi
 else
-    fail "the vncviewer window shows vdi-alice's screen" "no screenshot"
+    fail "the vncviewer window shows alice's desktop" "no screenshot"
 fi
 if [ -s "$T/vdi-client.ppm" ] && [ -s "$T/vdi-alice.ppm" ]; then
     # vdi-client asks for Tight+JPEG: lossy, so a coarser comparison.
     out=$(client compare "$T/vdi-alice.ppm" "$T/vdi-client.ppm" --fuzz 96 --tolerance 500)
     if [ $? -eq 0 ]; then
-        pass "vdi-client's screenshot equals vdi-alice's screen ($(tail -n1 <<<"$out"))"
+        pass "vdi-client's screenshot equals alice's desktop ($(tail -n1 <<<"$out"))"
     else
-        fail "vdi-client's screenshot equals vdi-alice's screen" "$(tr '\n' ' ' <<<"$out")"
+        fail "vdi-client's screenshot equals alice's desktop" "$(tr '\n' ' ' <<<"$out")"
     fi
 fi
 grep -aiE 'error|fail' "$T/logs/vncviewer.log" | head -n 5

@@ -57,12 +57,14 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_unauthenticated, 64);
     assert_int_equal(c.max_sessions, 256);
     assert_int_equal(c.desktop_start_timeout_s, 120);
-    assert_string_equal(c.template_disk, "");
-    assert_string_equal(c.template_kernel, "");
-    assert_string_equal(c.template_initrd, "");
-    assert_string_equal(c.template_cmdline, "");
-    assert_int_equal(c.template_memory_mib, 1024);
-    assert_int_equal(c.template_vcpus, 1);
+    assert_string_equal(c.database, "");
+    assert_string_equal(c.cpu_overcommit, "4.0");
+    assert_string_equal(c.memory_overcommit, "1.0");
+    assert_int_equal(c.shutdown_timeout_s, 60);
+    assert_int_equal(c.spare_check_interval_s, 10);
+    assert_string_equal(c.admin_address, "127.0.0.1");
+    assert_int_equal(c.admin_port, 8443);
+    assert_string_equal(c.admin_group, "vdi-admins");
     assert_int_equal(c.worker_threads, 4);
     assert_string_equal(c.log_level, "info");
 
@@ -70,9 +72,12 @@ static void test_defaults(void **state)
     assert_string_equal(uri, "qemu:///embed?root=/var/lib/vdi/libvirt");
     free(uri);
 
-    /* defaults alone are not enough: a template is required */
-    assert_int_equal(broker_config_validate(&c, &err), -EINVAL);
-    assert_non_null(strstr(err.message, "template_disk"));
+    assert_int_equal(broker_config_database(&c, &uri), 0);
+    assert_string_equal(uri, "sqlite:/var/lib/vdi/vdi.db");
+    free(uri);
+
+    /* The defaults are a working configuration (pools live in the database). */
+    assert_int_equal(broker_config_validate(&c, &err), 0);
     broker_config_done(&c);
 }
 
@@ -100,15 +105,16 @@ static void test_every_key_parses(void **state)
              "max_unauthenticated = 8\n"
              "max_sessions = 16\n"
              "desktop_start_timeout_s = 60\n"
-             "template_disk = %s\n"
-             "template_kernel = %s\n"
-             "template_initrd = %s\n"
-             "template_cmdline = console=ttyS0 quiet\n"
-             "template_memory_mib = 128\n"
-             "template_vcpus = 2\n"
+             "database = sqlite:/srv/vdi/state.db\n"
+             "cpu_overcommit = 2.5\n"
+             "memory_overcommit = 0.9\n"
+             "shutdown_timeout_s = 30\n"
+             "spare_check_interval_s = 5\n"
+             "admin_address = ::1\n"
+             "admin_port = 9443\n"
+             "admin_group = wheel\n"
              "worker_threads = 2\n"
-             "log_level = debug\n",
-             template_path, template_path, template_path);
+             "log_level = debug\n");
     assert_int_equal(broker_config_init(&c, &err), 0);
     assert_int_equal(config_parse_string(broker_config_table, broker_config_table_size, &c, text,
                                          "t.conf", &err),
@@ -116,9 +122,17 @@ static void test_every_key_parses(void **state)
     assert_string_equal(c.listen_address, "::");
     assert_int_equal(c.listen_port, 0);
     assert_string_equal(c.virt_type, "qemu");
-    assert_string_equal(c.template_cmdline, "console=ttyS0 quiet");
-    assert_int_equal(c.template_vcpus, 2);
+    assert_string_equal(c.cpu_overcommit, "2.5");
+    assert_int_equal(c.admin_port, 9443);
     assert_int_equal(broker_config_validate(&c, &err), 0);
+    {
+        double ratio = 0;
+        assert_int_equal(broker_config_ratio(c.cpu_overcommit, &ratio), 0);
+        assert_true(ratio > 2.49 && ratio < 2.51);
+    }
+    free(uri);
+    assert_int_equal(broker_config_database(&c, &uri), 0);
+    assert_string_equal(uri, "sqlite:/srv/vdi/state.db");
     assert_int_equal(broker_config_libvirt_uri(&c, &uri), 0);
     assert_string_equal(uri, "qemu:///system");
     free(uri);
@@ -150,7 +164,8 @@ static void test_bad_values(void **state)
     expect_parse_error("log_level = loud\n", "bad.conf:1", "log_level");
     expect_parse_error("max_sessions = 0\n", "bad.conf:1", "max_sessions");
     expect_parse_error("worker_threads = 1000\n", "bad.conf:1", "worker_threads");
-    expect_parse_error("template_memory_mib = 1\n", "bad.conf:1", "template_memory_mib");
+    expect_parse_error("admin_port = 65536\n", "bad.conf:1", "admin_port");
+    expect_parse_error("template_disk = /x.img\n", "bad.conf:1", "template_disk");
     expect_parse_error("listen_port = 1\nlisten_port = 2\n", "bad.conf:2", "listen_port");
     expect_parse_error("no_such_key = 1\n", "bad.conf:1", "no_such_key");
     expect_parse_error("state_dir\n", "bad.conf:1", NULL);
@@ -162,9 +177,6 @@ static void expect_invalid(const char *key, const char *value, const char *needl
     struct config_error err = {""};
 
     assert_int_equal(broker_config_init(&c, &err), 0);
-    assert_int_equal(config_set(broker_config_table, broker_config_table_size, &c, "template_disk",
-                                template_path, &err),
-                     0);
     assert_int_equal(broker_config_validate(&c, &err), 0);
     assert_int_equal(
         config_set(broker_config_table, broker_config_table_size, &c, key, value, &err), 0);
@@ -177,11 +189,14 @@ static void expect_invalid(const char *key, const char *value, const char *needl
 static void test_cross_field(void **state)
 {
     (void)state;
-    expect_invalid("template_disk", "/nonexistent/disk.img", "template_disk");
-    expect_invalid("template_disk", "relative.img", "template_disk");
-    expect_invalid("template_initrd", template_path, "template_initrd");
-    expect_invalid("template_cmdline", "console=ttyS0", "template_cmdline");
-    expect_invalid("template_kernel", "/nonexistent/vmlinuz", "template_kernel");
+    expect_invalid("database", "postgres://db/vdi", "database");
+    expect_invalid("database", "sqlite:relative.db", "database");
+    expect_invalid("cpu_overcommit", "lots", "cpu_overcommit");
+    expect_invalid("cpu_overcommit", "0", "cpu_overcommit");
+    expect_invalid("memory_overcommit", "1.5x", "memory_overcommit");
+    expect_invalid("memory_overcommit", "1000", "memory_overcommit");
+    expect_invalid("admin_address", "localhost", "admin_address");
+    expect_invalid("admin_group", "bad group", "admin_group");
     expect_invalid("tls_cert", template_path, "tls_cert");
     expect_invalid("tls_key", template_path, "tls_key");
     expect_invalid("listen_address", "localhost", "listen_address");
