@@ -66,8 +66,8 @@ struct store_ops {
     int (*session_begin)(struct store *s, const struct store_session *sess);
     int (*session_end)(struct store *s, uint64_t id, int64_t ended);
     /* limit 0 = no limit. */
-    int (*session_list)(struct store *s, bool active_only, size_t limit,
-                        struct store_session **ret, size_t *ret_n);
+    int (*session_list)(struct store *s, bool active_only, size_t limit, struct store_session **ret,
+                        size_t *ret_n);
     int (*session_end_all_open)(struct store *s, int64_t ended, size_t *ret_n);
     int (*session_max_id)(struct store *s, uint64_t *ret);
 
@@ -76,15 +76,14 @@ struct store_ops {
                        int64_t start, uint64_t *ret_id);
     int (*usage_end)(struct store *s, uint64_t id, int64_t end);
     /* kind < 0: both kinds. */
-    int (*usage_end_open_for_desktop)(struct store *s, const char *desktop, int kind,
-                                      int64_t end);
+    int (*usage_end_open_for_desktop)(struct store *s, const char *desktop, int kind, int64_t end);
     int (*usage_report)(struct store *s, int64_t from, int64_t to, int64_t now, const char *user,
                         const char *pool, struct store_usage_row **ret, size_t *ret_n);
 
     int (*audit_add)(struct store *s, int64_t time, const char *actor, const char *action,
                      const char *target, const char *detail);
-    int (*audit_list)(struct store *s, int64_t since, size_t limit,
-                      struct store_audit_event **ret, size_t *ret_n);
+    int (*audit_list)(struct store *s, int64_t since, size_t limit, struct store_audit_event **ret,
+                      size_t *ret_n);
 };
 
 extern const struct store_ops store_sqlite_ops;

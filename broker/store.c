@@ -69,7 +69,7 @@ static int enum_from_string(const char *const *names, size_t n, const char *s)
     return -EINVAL;
 }
 
-#define DEFINE_ENUM_TO_STRING(name, type, names)                                                  \
+#define DEFINE_ENUM_TO_STRING(name, type, names)                                                   \
     const char *name##_to_string(type v)                                                           \
     {                                                                                              \
         return enum_to_string(names, ARRAY_SIZE(names), (int)v);                                   \
@@ -425,8 +425,7 @@ int store_desktop_get(struct store *s, const char *name, struct store_desktop *r
     return TX(s, false, s->ops->desktop_get(s, name, ret));
 }
 
-int store_desktop_list(struct store *s, const char *pool, struct store_desktop **ret,
-                       size_t *ret_n)
+int store_desktop_list(struct store *s, const char *pool, struct store_desktop **ret, size_t *ret_n)
 {
     if (pool && !store_name_is_valid(pool))
         return -EINVAL;
@@ -551,8 +550,8 @@ int store_session_end(struct store *s, uint64_t id, int64_t ended)
     return TX(s, true, s->ops->session_end(s, id, ended));
 }
 
-int store_session_list(struct store *s, bool active_only, size_t limit,
-                       struct store_session **ret, size_t *ret_n)
+int store_session_list(struct store *s, bool active_only, size_t limit, struct store_session **ret,
+                       size_t *ret_n)
 {
     _cleanup_(freep) struct store_session *list = NULL;
     size_t n = 0;
