@@ -64,11 +64,11 @@ struct vdictl_request {
     bool help; /* --help: print vdictl_help() and do nothing else */
 
     /* The call (all NULL with help). */
-    const char *method;     /* static string */
-    char *path;             /* percent-encoded, with the query */
-    char *body;             /* JSON text or NULL */
+    const char *method; /* static string */
+    char *path;         /* percent-encoded, with the query */
+    char *body;         /* JSON text or NULL */
     enum vdictl_view view;
-    char *confirm;          /* the line printed after a successful change */
+    char *confirm; /* the line printed after a successful change */
 };
 
 /* Parses argv (argv[0] is the program). Returns 0, -EINVAL after writing a usage message

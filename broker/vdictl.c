@@ -1,2 +1,9 @@
-/* placeholder: being written this session */
-int vdi_placeholder_vdictl;
+/* vdictl: the admin API's command-line client. Everything is in vdictl-cli.c. */
+#include <stdio.h>
+
+#include "vdictl-cli.h"
+
+int main(int argc, char **argv)
+{
+    return vdictl_run(argc, argv, stdout, stderr);
+}

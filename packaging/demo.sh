@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # packaging/demo.sh: the whole demo on a fresh Debian 12, as root, from a checkout:
 #   installs the packages, builds vdi (Release), builds the demo desktop image, creates
-#   the login "demo", writes a config and runs vdi-broker in the foreground, printing
-#   how to connect. Ctrl-C stops the broker; the demo desktop VM keeps running and the
-#   next run of this script picks it up again.
+#   the login "demo" and the administrator "vdiadmin" (group vdi-admins), writes a config,
+#   starts vdi-broker, makes the template "demo", the dedicated pool "desktops" (one warm
+#   spare) and entitles demo to it through the admin API with vdictl, then prints how to
+#   connect. Ctrl-C stops the broker; the desktop VMs keep running and the next run of
+#   this script picks them up again.
 #
 # Environment: VDI_DEMO_STATE (default /var/lib/vdi-demo), VDI_DEMO_PORT (5900),
 # VDI_DEMO_VIRT_TYPE (qemu: KVM hangs Linux guests on some hosts, TCG always works),
@@ -31,16 +33,22 @@ mkdir -p "$state"
 chmod 0755 "$state" # QEMU runs as libvirt-qemu and opens the disks below it
 "$src/packaging/image/build-demo-image.sh" "$state/image"
 
-step "Creating the login 'demo'"
+step "Creating the login 'demo' and the administrator 'vdiadmin'"
+# make_login USER: a system account with a random password kept in $state/USER-password.
+make_login() {
+    local pwfile=$state/$1-password
+    if [ ! -s "$pwfile" ]; then
+        (umask 077 && head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$pwfile")
+    fi
+    id "$1" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$1"
+    echo "$1:$(cat "$pwfile")" | chpasswd
+}
+make_login demo
+make_login vdiadmin
+getent group vdi-admins >/dev/null || groupadd --system vdi-admins
+usermod -a -G vdi-admins vdiadmin
 pwfile=$state/demo-password
-if [ ! -s "$pwfile" ]; then
-    (umask 077 && head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$pwfile")
-fi
 password=$(cat "$pwfile")
-if ! id demo >/dev/null 2>&1; then
-    useradd --system --no-create-home --shell /usr/sbin/nologin demo
-fi
-echo "demo:$password" | chpasswd
 if [ ! -e /etc/pam.d/vdi ]; then
     if [ -f "$src/packaging/vdi.pam" ]; then
         install -m 0644 "$src/packaging/vdi.pam" /etc/pam.d/vdi
@@ -64,12 +72,9 @@ state_dir = $state
 virt_type = $virt_type
 tls_hostnames = $names
 pam_service = vdi
-template_disk = $state/image/disk.img
-template_kernel = $state/image/vmlinuz
-template_initrd = $state/image/initrd.img
-template_cmdline = $(cat "$state/image/cmdline")
-template_memory_mib = 256
-template_vcpus = 1
+admin_address = 127.0.0.1
+admin_port = 8443
+admin_group = vdi-admins
 EOF
 
 step "Starting vdi-broker ($conf)"
@@ -89,6 +94,23 @@ if ! grep -q "vdi-broker listening on" "$log"; then
     exit 1
 fi
 ca=$state/tls/ca-cert.pem
+
+step "Template 'demo', pool 'desktops', entitlement for demo (vdictl, admin API)"
+vdictl() {
+    "$build/broker/vdictl" --url https://127.0.0.1:8443 --ca-file "$ca" --user vdiadmin \
+        --password-file "$state/vdiadmin-password" "$@"
+}
+vdictl template show demo >/dev/null 2>&1 ||
+    vdictl template add demo --os linux --disk "$state/image/disk.img" \
+        --kernel "$state/image/vmlinuz" --initrd "$state/image/initrd.img" \
+        --cmdline "$(cat "$state/image/cmdline")"
+vdictl pool show desktops >/dev/null 2>&1 ||
+    vdictl pool add desktops --template demo --kind dedicated --vcpus 1 --memory 256 \
+        --min-spare 1 --max 10 --logoff keep
+vdictl entitlement list --pool desktops | grep -qw demo ||
+    vdictl entitlement add desktops --user demo
+vdictl pool list
+
 fp=$(certtool --fingerprint --hash sha256 --infile "$ca" | tr a-f A-F | sed "s/../&:/g; s/:\$//")
 
 cat <<EOF
@@ -99,14 +121,18 @@ cat <<EOF
                SHA-256 $fp
                (copy it to the client machine; check the fingerprint when you do)
  Login:        user demo, password $password   (also in $pwfile)
+ Admin:        $build/broker/vdictl --ca-file $ca --user vdiadmin \\
+                   --password-file $state/vdiadmin-password desktop list
+               (admin API https://127.0.0.1:8443, API in broker/API.md)
 
  vdi-client:   $build/thinclient/vdi-client --ca-file $ca --user demo \\
                    --password-file $pwfile $host:$port
  TigerVNC:     vncviewer -SecurityTypes X509Plain -X509CA $ca $host::$port
                (user demo, the password above)
 
- The first login boots the desktop (a few seconds); "Starting your desktop..." shows
- until then. Ctrl-C stops the broker; the desktop VM keeps running.
+ The pool keeps one desktop booted and waiting, so the first login is quick; the
+ next one is made from the template on demand. Ctrl-C stops the broker; the desktop
+ VMs keep running.
 =====================================================================================
 
 EOF
