@@ -76,7 +76,10 @@ struct pools {
     struct busy_name *busy;
     struct connection *conns;
     size_t n_conns, allocated_conns;
-    /* Admission: vCPUs and memory of starts in flight, not yet visible as running. */
+    /* Admission: vCPUs and memory of starts in flight (names in starting), counted once
+     * whether or not libvirt already shows them running. Under admission. */
+    pthread_mutex_t admission;
+    struct busy_name *starting;
     int reserved_vcpus;
     uint64_t reserved_memory_mib;
     atomic_bool maintaining;
@@ -202,6 +205,7 @@ int pools_new(const struct pools_options *o, struct pools **ret)
         return r;
     }
     pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->admission, NULL);
     pthread_cond_init(&p->cond, NULL);
     log_info("capacity host_cpus=%u host_memory_mib=%" PRIu64 " cpu_overcommit=%.2f"
              " memory_overcommit=%.2f",
@@ -215,6 +219,7 @@ void pools_free(struct pools *p)
     if (!p)
         return;
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->admission);
     pthread_cond_destroy(&p->cond);
     free(p->conns);
     free(p);
@@ -386,8 +391,9 @@ static void usage_running_end(struct pools *p, const char *desktop)
     (void)store_usage_end_open_for_desktop(p->store, desktop, STORE_USAGE_RUNNING, unix_now());
 }
 
-/* vCPUs and memory of our running desktops. */
-static int running_totals(struct pools *p, int *ret_vcpus, uint64_t *ret_memory_mib)
+/* vCPUs and memory of our running desktops, but those in skip. */
+static int running_totals(struct pools *p, const struct busy_name *skip, int *ret_vcpus,
+                          uint64_t *ret_memory_mib)
 {
     struct virt_domain_info *doms = NULL;
     struct virt_error verr = {""};
@@ -400,12 +406,16 @@ static int running_totals(struct pools *p, int *ret_vcpus, uint64_t *ret_memory_
     }
     *ret_vcpus = 0;
     *ret_memory_mib = 0;
-    for (size_t i = 0; i < n; i++)
-        if (doms[i].state == VIRT_STATE_RUNNING || doms[i].state == VIRT_STATE_PAUSED ||
-            doms[i].state == VIRT_STATE_OTHER) {
+    for (size_t i = 0; i < n; i++) {
+        bool skipped = false;
+        for (const struct busy_name *b = skip; b; b = b->next)
+            skipped |= streq(b->name, doms[i].name);
+        if (!skipped && (doms[i].state == VIRT_STATE_RUNNING ||
+                         doms[i].state == VIRT_STATE_PAUSED || doms[i].state == VIRT_STATE_OTHER)) {
             *ret_vcpus += doms[i].vcpus;
             *ret_memory_mib += (uint64_t)doms[i].memory_mib;
         }
+    }
     free(doms);
     return 0;
 }
@@ -416,6 +426,7 @@ static int desktop_power_on(struct pools *p, const struct store_desktop *d,
                             const struct store_pool *pool, struct pools_error *err)
 {
     struct virt_error verr = {""};
+    struct busy_name me;
     enum virt_state state;
     uint64_t memory, mem_limit;
     int vcpus, r;
@@ -436,19 +447,21 @@ static int desktop_power_on(struct pools *p, const struct store_desktop *d,
         return r;
     }
 
-    /* Admission control: what runs, plus starts in flight, plus this one. */
-    r = running_totals(p, &vcpus, &memory);
+    /* Admission control: what runs, plus starts in flight, plus this one. Listing,
+     * checking and reserving are one step under p->admission. */
+    cpu_limit = p->cpu_overcommit * p->host.cpus;
+    mem_limit = (uint64_t)(p->memory_overcommit * (double)p->host.memory_mib);
+    pthread_mutex_lock(&p->admission);
+    r = running_totals(p, p->starting, &vcpus, &memory);
     if (r < 0) {
+        pthread_mutex_unlock(&p->admission);
         fail(err, TEXT_INTERNAL, "desktop %s: cannot list running desktops", d->name);
         return -EIO;
     }
-    cpu_limit = p->cpu_overcommit * p->host.cpus;
-    mem_limit = (uint64_t)(p->memory_overcommit * (double)p->host.memory_mib);
-    pthread_mutex_lock(&p->lock);
     vcpus += p->reserved_vcpus + pool->vcpus;
     memory += p->reserved_memory_mib + (uint64_t)pool->memory_mib;
     if ((double)vcpus > cpu_limit || memory > mem_limit) {
-        pthread_mutex_unlock(&p->lock);
+        pthread_mutex_unlock(&p->admission);
         p->admission_refused++;
         fail(err, TEXT_NO_CAPACITY,
              "desktop %s refused by admission control: vcpus %d > %.1f or memory_mib %" PRIu64
@@ -458,14 +471,22 @@ static int desktop_power_on(struct pools *p, const struct store_desktop *d,
     }
     p->reserved_vcpus += pool->vcpus;
     p->reserved_memory_mib += (uint64_t)pool->memory_mib;
-    pthread_mutex_unlock(&p->lock);
+    me.name = d->name;
+    me.next = p->starting;
+    p->starting = &me;
+    pthread_mutex_unlock(&p->admission);
 
     r = virt_desktop_start(p->virt, d->name, &started, &verr);
 
-    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&p->admission);
     p->reserved_vcpus -= pool->vcpus;
     p->reserved_memory_mib -= (uint64_t)pool->memory_mib;
-    pthread_mutex_unlock(&p->lock);
+    for (struct busy_name **b = &p->starting; *b; b = &(*b)->next)
+        if (*b == &me) {
+            *b = me.next;
+            break;
+        }
+    pthread_mutex_unlock(&p->admission);
     if (r < 0) {
         fail(err, TEXT_INTERNAL, "desktop %s: cannot start: %s", d->name, verr.message);
         return r;
@@ -675,12 +696,13 @@ int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret
                 size_t size, struct pools_error *err)
 {
     char pool_name[STORE_NAME_MAX + 1];
+    char name[STORE_DESKTOP_MAX + 1];
     struct store_desktop d;
     struct busy_name node;
     struct recipe rc;
     size_t total = 0;
-    bool mine = false;
-    int r;
+    bool mine, made;
+    int r, attempts = 0;
 
     r = pools_choose(p, user, wanted ? wanted : "", pool_name, err);
     if (r < 0)
@@ -689,6 +711,8 @@ int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret
     if (r < 0)
         return r;
 
+again:
+    mine = made = false;
     pthread_mutex_lock(&p->lock);
     r = claim_choose_locked(p, &rc.pool, user, &d, &mine, &total);
     if (r == -EAGAIN && total < (size_t)rc.pool.max_desktops) {
@@ -699,7 +723,7 @@ int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret
         r = desktop_build(p, &rc, &d, &node, err);
         if (r < 0)
             return r;
-        mine = true;
+        mine = made = true;
     } else
         pthread_mutex_unlock(&p->lock);
     if (r == -EAGAIN) {
@@ -715,8 +739,16 @@ int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret
         return r;
     }
 
-    desktop_lock(p, &node, d.name);
-    r = store_desktop_get(p->store, d.name, &d); /* fresh, after any reset in flight */
+    copy(name, sizeof(name), d.name); /* the lock's name: d is rewritten under it */
+    desktop_lock(p, &node, name);
+    r = store_desktop_get(p->store, name, &d); /* fresh, after any reset in flight */
+    if (r == 0 && !streq(d.owner, user) && ++attempts < 5) {
+        /* Taken from the user while we waited (logoff of a floating desktop, unassign). */
+        desktop_unlock(p, &node);
+        goto again;
+    }
+    if (r == 0 && !streq(d.owner, user))
+        r = -EAGAIN;
     if (r == 0 && d.state != STORE_DESKTOP_READY)
         r = -EAGAIN;
     if (r < 0) {
@@ -739,8 +771,8 @@ int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret
         log_info("desktop assigned name=%s pool=%s owner=%s", d.name, pool_name, user);
     }
     r = desktop_power_on(p, &d, &rc.pool, err);
-    if (r < 0 && !mine && rc.pool.kind == STORE_POOL_FLOATING)
-        (void)store_desktop_set_owner(p->store, d.name, user, ""); /* give it back */
+    if (r < 0 && (!mine || made) && rc.pool.kind == STORE_POOL_FLOATING)
+        (void)desktop_change_owner(p, &d, &rc.pool, "", NULL); /* give it back */
     desktop_unlock(p, &node);
     if (r < 0)
         return r;
@@ -1119,11 +1151,25 @@ static void reconcile_stray_domain(struct pools *p, const struct virt_domain_inf
     copy(d.pool, sizeof(d.pool), dom->pool);
     copy(d.owner, sizeof(d.owner), dom->owner);
     r = store_desktop_add(p->store, &d);
-    if (r < 0)
+    if (r < 0) {
         log_error_errno(r, "reconcile: cannot adopt desktop %s", dom->name);
-    else
-        log_warning("reconcile: adopted desktop %s pool=%s owner=%s", dom->name, dom->pool,
-                    dom->owner[0] ? dom->owner : "-");
+        return;
+    }
+    log_warning("reconcile: adopted desktop %s pool=%s owner=%s", dom->name, dom->pool,
+                dom->owner[0] ? dom->owner : "-");
+    if (d.owner[0] && pool.kind == STORE_POOL_FLOATING) {
+        /* As for rows: no client survives a restart. */
+        struct pools_error err = {"", ""};
+        struct busy_name node;
+
+        desktop_lock(p, &node, d.name);
+        r = desktop_reset_locked(p, &d, &err);
+        if (r == 0)
+            r = desktop_change_owner(p, &d, &pool, "", &err);
+        desktop_unlock(p, &node);
+        if (r < 0)
+            log_error_errno(r, "reconcile: desktop %s: %s", d.name, err.log);
+    }
 }
 
 int pools_reconcile(struct pools *p)
@@ -1591,7 +1637,7 @@ int pools_metrics_write(struct pools *p, FILE *f)
     if (r == 0)
         r = pools_desktop_list(p, NULL, &ds, &n, &err);
     if (r == 0)
-        r = running_totals(p, &vcpus, &memory);
+        r = running_totals(p, NULL, &vcpus, &memory);
     if (r < 0) {
         free(pools);
         free(ds);
