@@ -1,9 +1,10 @@
 /* The one place libvirt lives (virt.h). */
 #include "virt.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
@@ -22,17 +23,25 @@
 #include "log.h"
 #include "util.h"
 
-/* Volume name of a user's overlay in the pool. */
-#define VIRT_VOLUME_SUFFIX ".qcow2"
+/* An overlay is <disk_dir>/<name>.qcow2 (also its volume name in the pool). */
+#define VIRT_OVERLAY_SUFFIX ".qcow2"
+/* How often virt_desktop_shutdown looks whether the guest has powered off. */
+#define VIRT_SHUTDOWN_POLL_MS 100
+/* Longest metadata text virt_list can hand back whole (struct virt_domain_info). */
+#define VIRT_META_MAX 64
 
-/* Names of desktops a thread is working on; the list nodes live on those threads' stacks. */
+/* Names of desktops a thread is working on; the nodes live on those threads' stacks. */
 struct busy_name {
-    const char *name;
+    char name[VIRT_NAME_MAX];
     struct busy_name *next;
 };
 
 struct virt {
     virConnectPtr conn;
+    char *uri;
+    char *virt_type;
+    char *disk_dir;
+    char *console_dir;
     bool has_storage;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -47,6 +56,22 @@ static void virt_error_silent(void *userdata, virErrorPtr error)
     (void)error; /* libvirt would print to stderr; callers report with its message instead */
 }
 
+/* Fills err with our words only and returns r. */
+static int set_error(struct virt_error *err, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int set_error(struct virt_error *err, int r, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err) {
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        va_end(ap);
+    }
+    return r;
+}
+
+/* Fills err with our words and libvirt's (its last error in this thread), returns r. */
 static int virt_fail(struct virt_error *err, int r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int virt_fail(struct virt_error *err, int r, const char *fmt, ...)
@@ -72,6 +97,23 @@ static bool last_error_is(int code)
 {
     const virError *e = virGetLastError();
     return e && e->code == code;
+}
+
+/* Every public entry point starts clean: no stale libvirt error, no stale message.
+ * libvirt's per-thread error slot exists only once libvirt is initialised (virInitialize
+ * is idempotent and cheap after the first call); before that, virResetLastError frees
+ * whatever another library keeps in the same thread-specific key. */
+static void error_reset(struct virt_error *err)
+{
+    if (virInitialize() == 0)
+        virResetLastError();
+    if (err)
+        err->message[0] = 0;
+}
+
+static bool empty(const char *s)
+{
+    return !s || !*s;
 }
 
 /* ---- libvirt's event loop: one joinable thread per process while any virt is open ---- */
@@ -136,113 +178,33 @@ static void event_loop_unref(void)
     pthread_mutex_unlock(&event_lock);
 }
 
-/* ---- connection ---- */
+/* ---- names and text ---- */
 
-int virt_embed_prepare(const char *root, struct virt_error *err)
+static bool name_is_valid(const char *name)
 {
-    static const char conf[] =
-        "# Written by vdi-broker for its embedded libvirt (qemu:///embed); edit freely.\n"
-        "# No virtlogd: QEMU writes serial console logs itself.\n"
-        "stdio_handler = \"file\"\n";
-    _cleanup_(freep) char *etc = NULL;
-    _cleanup_(freep) char *path = NULL;
-    _cleanup_(closep) int fd = -1;
+    size_t n;
 
-    if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0)
-        return -ENOMEM;
-    if (mkdir(root, 0755) < 0 && errno != EEXIST)
-        return virt_fail(err, -errno, "cannot create %s: %s", root, strerror(errno));
-    if (mkdir(etc, 0755) < 0 && errno != EEXIST)
-        return virt_fail(err, -errno, "cannot create %s: %s", etc, strerror(errno));
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 && errno == EEXIST)
-        return 0;
-    if (fd < 0)
-        return virt_fail(err, -errno, "cannot create %s: %s", path, strerror(errno));
-    if (write(fd, conf, sizeof(conf) - 1) != (ssize_t)(sizeof(conf) - 1)) {
-        unlink(path);
-        return virt_fail(err, -EIO, "cannot write %s", path);
-    }
-    return 0;
+    if (empty(name))
+        return false;
+    n = strlen(name);
+    if (n >= VIRT_NAME_MAX)
+        return false;
+    return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
-int virt_new(const char *uri, struct virt **ret, struct virt_error *err)
+/* Text that may go into our XML: no control characters (XML 1.0 cannot carry most of
+ * them, and they have no business in names and paths), shorter than max when max > 0. */
+static bool text_is_valid(const char *s, size_t max)
 {
-    struct virt *v;
-    int r;
+    size_t n = 0;
 
-    r = event_loop_ref();
-    if (r < 0)
-        return virt_fail(err, r, "cannot start libvirt event loop");
-
-    v = calloc(1, sizeof(*v));
-    if (!v) {
-        event_loop_unref();
-        return -ENOMEM;
-    }
-    pthread_mutex_init(&v->lock, NULL);
-    pthread_cond_init(&v->cond, NULL);
-
-    v->conn = virConnectOpen(uri);
-    if (!v->conn) {
-        r = virt_fail(err, -EIO, "cannot open libvirt connection %s", uri);
-        virt_free(v);
-        return r;
-    }
-    /* Only remote drivers know keepalive; local ones report "not supported". */
-    if (virConnectSetKeepAlive(v->conn, 5, 3) < 0) {
-        log_debug("libvirt keepalive not used for %s: %s", uri, virGetLastErrorMessage());
-        virResetLastError();
-    }
-    *ret = v;
-    return 0;
+    for (; s && s[n]; n++)
+        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f)
+            return false;
+    return max == 0 || n < max;
 }
 
-void virt_free(struct virt *v)
-{
-    if (!v)
-        return;
-    if (v->conn)
-        virConnectClose(v->conn);
-    pthread_cond_destroy(&v->cond);
-    pthread_mutex_destroy(&v->lock);
-    free(v);
-    event_loop_unref();
-}
-
-/* ---- per-desktop serialisation ---- */
-
-static void desktop_lock(struct virt *v, struct busy_name *node, const char *name)
-{
-    pthread_mutex_lock(&v->lock);
-    for (;;) {
-        bool taken = false;
-        for (struct busy_name *b = v->busy; b; b = b->next)
-            if (streq(b->name, name))
-                taken = true;
-        if (!taken)
-            break;
-        pthread_cond_wait(&v->cond, &v->lock);
-    }
-    node->name = name;
-    node->next = v->busy;
-    v->busy = node;
-    pthread_mutex_unlock(&v->lock);
-}
-
-static void desktop_unlock(struct virt *v, struct busy_name *node)
-{
-    pthread_mutex_lock(&v->lock);
-    for (struct busy_name **p = &v->busy; *p; p = &(*p)->next)
-        if (*p == node) {
-            *p = node->next;
-            break;
-        }
-    pthread_cond_broadcast(&v->cond);
-    pthread_mutex_unlock(&v->lock);
-}
-
-/* ---- XML ---- */
+/* ---- XML out ---- */
 
 static void xml_escape(FILE *f, const char *s)
 {
@@ -269,114 +231,659 @@ static void xml_escape(FILE *f, const char *s)
     }
 }
 
-static bool empty(const char *s)
+/* <tag>escaped text</tag> on its own line. */
+static void xml_element(FILE *f, const char *indent, const char *tag, const char *text)
 {
-    return !s || !*s;
+    fprintf(f, "%s<%s>", indent, tag);
+    xml_escape(f, text);
+    fprintf(f, "</%s>\n", tag);
 }
 
-int virt_desktop_name(const char *user, char *buf, size_t size)
+/* Closes a memstream, handing out its buffer; -ENOMEM if anything failed on the way. */
+static int memstream_finish(FILE *f, char **buf, char **ret)
 {
-    if (!user || !username_is_valid(user))
+    bool failed = ferror(f);
+
+    if (fclose(f) != 0 || failed) {
+        free(*buf);
+        *buf = NULL;
+        return -ENOMEM;
+    }
+    *ret = TAKE_PTR(*buf);
+    return 0;
+}
+
+struct desktop_meta {
+    char pool[VIRT_META_MAX];
+    char owner[VIRT_META_MAX];
+    char template_name[VIRT_META_MAX];
+    char created[VIRT_META_MAX];
+};
+
+/* Our metadata element. With prefixed, the form used in domain XML (prefix and namespace
+ * on every element); without, the form virDomainSetMetadata wants (libvirt puts the
+ * namespace on itself and refuses an element that already declares it). */
+static void metadata_write(FILE *f, const char *indent, bool prefixed, const char *pool,
+                           const char *owner, const char *template_name, const char *created)
+{
+    const char *p = prefixed ? VIRT_METADATA_PREFIX ":" : "";
+    char tag[32], inner[64];
+
+    snprintf(inner, sizeof(inner), "%s  ", indent);
+    if (prefixed)
+        fprintf(f, "%s<%sdesktop xmlns:" VIRT_METADATA_PREFIX "='" VIRT_METADATA_URI "'>\n", indent,
+                p);
+    else
+        fprintf(f, "%s<desktop>\n", indent);
+    snprintf(tag, sizeof(tag), "%spool", p);
+    xml_element(f, inner, tag, pool);
+    snprintf(tag, sizeof(tag), "%sowner", p);
+    xml_element(f, inner, tag, owner);
+    snprintf(tag, sizeof(tag), "%stemplate", p);
+    xml_element(f, inner, tag, template_name);
+    snprintf(tag, sizeof(tag), "%screated", p);
+    xml_element(f, inner, tag, created);
+    fprintf(f, "%s</%sdesktop>\n", indent, p);
+}
+
+/* ---- XML in: metadata libvirt hands back (hostile-ish: anyone with libvirt access
+ * can write it), read with bounded copies and no allocation. ---- */
+
+static void utf8_put(uint32_t c, char *out, size_t *len, size_t size, bool *full)
+{
+    char b[4];
+    size_t n;
+
+    if (c == 0 || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff) || c < 0x20 || c == 0x7f)
+        c = '?';
+    if (c < 0x80) {
+        b[0] = (char)c;
+        n = 1;
+    } else if (c < 0x800) {
+        b[0] = (char)(0xc0 | (c >> 6));
+        b[1] = (char)(0x80 | (c & 0x3f));
+        n = 2;
+    } else if (c < 0x10000) {
+        b[0] = (char)(0xe0 | (c >> 12));
+        b[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+        b[2] = (char)(0x80 | (c & 0x3f));
+        n = 3;
+    } else {
+        b[0] = (char)(0xf0 | (c >> 18));
+        b[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+        b[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+        b[3] = (char)(0x80 | (c & 0x3f));
+        n = 4;
+    }
+    if (*full || *len + n >= size) {
+        *full = true;
+        return;
+    }
+    memcpy(out + *len, b, n);
+    *len += n;
+}
+
+/* Decodes one entity at s (which starts with '&', end bounds it) into *ret; returns its
+ * length, or 0 when it is not one we know (the '&' is then taken literally). */
+static size_t xml_entity(const char *s, const char *end, uint32_t *ret)
+{
+    static const struct {
+        const char *name;
+        char c;
+    } named[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    size_t avail = (size_t)(end - s);
+
+    for (size_t i = 0; i < ARRAY_SIZE(named); i++) {
+        size_t n = strlen(named[i].name);
+        if (avail >= n && memcmp(s, named[i].name, n) == 0) {
+            *ret = (unsigned char)named[i].c;
+            return n;
+        }
+    }
+    if (avail >= 4 && s[1] == '#') {
+        bool hex = s[2] == 'x' || s[2] == 'X';
+        const char *p = s + (hex ? 3 : 2);
+        uint32_t c = 0;
+        size_t digits = 0;
+
+        for (; p < end && digits < 8; p++, digits++) {
+            int d;
+            if (*p >= '0' && *p <= '9')
+                d = *p - '0';
+            else if (hex && *p >= 'a' && *p <= 'f')
+                d = *p - 'a' + 10;
+            else if (hex && *p >= 'A' && *p <= 'F')
+                d = *p - 'A' + 10;
+            else
+                break;
+            c = c * (hex ? 16 : 10) + (uint32_t)d;
+        }
+        if (digits > 0 && p < end && *p == ';') {
+            *ret = c; /* range checked by utf8_put */
+            return (size_t)(p + 1 - s);
+        }
+    }
+    return 0;
+}
+
+/* Copies the text s..end into out (size > 0), unescaping entities; control characters
+ * become '?'; a copy cut short never ends in the middle of a UTF-8 sequence. */
+static void xml_unescape(const char *s, const char *end, char *out, size_t size)
+{
+    size_t len = 0;
+    bool full = false;
+
+    while (s < end && !full) {
+        uint32_t c;
+        size_t n = *s == '&' ? xml_entity(s, end, &c) : 0;
+        if (n > 0) {
+            utf8_put(c, out, &len, size, &full);
+            s += n;
+            continue;
+        }
+        unsigned char b = (unsigned char)*s++;
+        if (b < 0x80) {
+            utf8_put(b, out, &len, size, &full);
+        } else if (len + 1 < size) {
+            out[len++] = (char)b; /* UTF-8 as libxml2 wrote it */
+        } else {
+            full = true;
+        }
+    }
+    if (full && len > 0) {
+        /* Drop a trailing sequence cut short. */
+        size_t start = len;
+        while (start > 0 && ((unsigned char)out[start - 1] & 0xc0) == 0x80)
+            start--;
+        if (start > 0 && (unsigned char)out[start - 1] >= 0xc0) {
+            unsigned char lead = (unsigned char)out[start - 1];
+            size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+            if (len - (start - 1) < want)
+                len = start - 1;
+        }
+    }
+    out[len] = 0;
+}
+
+/* Text of the first element whose local name is local (any or no prefix), searched from
+ * xml on; "" when missing, empty or malformed. Returns where the search stopped (to find
+ * a nested element: <target> then <path>), or NULL when not found. */
+static const char *xml_find_text(const char *xml, const char *local, char *out, size_t size)
+{
+    static const char name_chars[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-:";
+    size_t local_len = strlen(local);
+    const char *p = xml;
+
+    out[0] = 0;
+    while (p && (p = strchr(p, '<'))) {
+        const char *name = ++p;
+        const char *name_end = name + strspn(name, name_chars);
+        const char *ln = name;
+
+        for (const char *q = name; q < name_end; q++)
+            if (*q == ':')
+                ln = q + 1;
+        if ((size_t)(name_end - ln) != local_len || memcmp(ln, local, local_len) != 0)
+            continue;
+        if (*name_end != '>' && *name_end != '/' && *name_end != ' ' && *name_end != '\t' &&
+            *name_end != '\n' && *name_end != '\r')
+            continue;
+        const char *gt = strchr(name_end, '>');
+        if (!gt)
+            return NULL;
+        if (gt[-1] == '/') /* <owner/> */
+            return gt + 1;
+        const char *text = gt + 1;
+        const char *text_end = strchr(text, '<');
+        if (!text_end)
+            return NULL;
+        xml_unescape(text, text_end, out, size);
+        return text_end;
+    }
+    return NULL;
+}
+
+static void metadata_parse(const char *xml, struct desktop_meta *m)
+{
+    xml_find_text(xml, "pool", m->pool, sizeof(m->pool));
+    xml_find_text(xml, "owner", m->owner, sizeof(m->owner));
+    xml_find_text(xml, "template", m->template_name, sizeof(m->template_name));
+    xml_find_text(xml, "created", m->created, sizeof(m->created));
+}
+
+/* ---- domain XML ---- */
+
+bool virt_uefi_firmware(const char **ret_code, const char **ret_vars)
+{
+    /* Debian's ovmf package (4 MiB flash first, then the older 2 MiB pair), Fedora's
+     * edk2-ovmf. Code and vars must come from the same build size. */
+    static const char *const pairs[][2] = {
+        {"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+        {"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
+        {"/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(pairs); i++)
+        if (access(pairs[i][0], R_OK) == 0 && access(pairs[i][1], R_OK) == 0) {
+            if (ret_code)
+                *ret_code = pairs[i][0];
+            if (ret_vars)
+                *ret_vars = pairs[i][1];
+            return true;
+        }
+    return false;
+}
+
+static void iso8601_now(char *buf, size_t size)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+
+    if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, size, "1970-01-01T00:00:00Z");
+}
+
+static void xml_os(FILE *f, const struct virt_template *t, const char *code, const char *vars)
+{
+    bool uefi = t->firmware == VIRT_FIRMWARE_UEFI;
+    /* Linux with BIOS keeps i440fx ('pc'): the demo/test image is built for it. Windows
+     * and UEFI guests get q35 (PCIe, AHCI built in, what OVMF is tested with). */
+    const char *machine = t->os == VIRT_OS_WINDOWS || uefi ? "q35" : "pc";
+
+    fprintf(f, "  <os>\n    <type arch='x86_64' machine='%s'>hvm</type>\n", machine);
+    if (uefi) {
+        fputs("    <loader readonly='yes' type='pflash'>", f);
+        xml_escape(f, code);
+        fputs("</loader>\n    <nvram template='", f);
+        xml_escape(f, vars);
+        fputs("'/>\n", f);
+    }
+    if (!empty(t->kernel)) {
+        xml_element(f, "    ", "kernel", t->kernel);
+        if (!empty(t->initrd))
+            xml_element(f, "    ", "initrd", t->initrd);
+        if (!empty(t->cmdline))
+            xml_element(f, "    ", "cmdline", t->cmdline);
+    } else {
+        fputs("    <boot dev='hd'/>\n", f);
+    }
+    fputs("  </os>\n", f);
+}
+
+static void xml_features_clock(FILE *f, const struct virt_template *t, const char *virt_type)
+{
+    if (t->os != VIRT_OS_WINDOWS) {
+        fputs("  <features>\n    <acpi/>\n  </features>\n  <clock offset='utc'/>\n", f);
+        return;
+    }
+    /* Hyper-V enlightenments are what makes Windows usable on KVM. They are KVM features:
+     * under TCG (virt_type qemu) QEMU 7.2 refuses to start with vpindex/synic/stimer
+     * ("kernel doesn't allow setting HyperV VP_INDEX"), so they are left out there. */
+    bool kvm = streq(virt_type, "kvm");
+    fputs("  <features>\n    <acpi/>\n    <apic/>\n", f);
+    if (kvm)
+        fputs("    <hyperv mode='custom'>\n"
+              "      <relaxed state='on'/>\n"
+              "      <vapic state='on'/>\n"
+              "      <spinlocks state='on' retries='8191'/>\n"
+              "      <vpindex state='on'/>\n"
+              "      <synic state='on'/>\n"
+              "      <stimer state='on'/>\n"
+              "      <reset state='on'/>\n"
+              "      <frequencies state='on'/>\n"
+              "    </hyperv>\n",
+              f);
+    /* Windows keeps the RTC in local time. */
+    fputs("  </features>\n"
+          "  <clock offset='localtime'>\n"
+          "    <timer name='rtc' tickpolicy='catchup'/>\n"
+          "    <timer name='pit' tickpolicy='delay'/>\n"
+          "    <timer name='hpet' present='no'/>\n",
+          f);
+    if (kvm)
+        fputs("    <timer name='hypervclock' present='yes'/>\n", f);
+    fputs("  </clock>\n", f);
+}
+
+static void xml_devices(FILE *f, const struct virt_desktop_spec *spec, const char *disk_path,
+                        const char *console_dir)
+{
+    bool windows = spec->tmpl->os == VIRT_OS_WINDOWS;
+
+    fputs("  <devices>\n    <disk type='file' device='disk'>\n"
+          "      <driver name='qemu' type='qcow2'/>\n      <source file='",
+          f);
+    xml_escape(f, disk_path);
+    /* Windows has no virtio driver out of the box: SATA (AHCI) it can boot from. */
+    fputs(windows ? "'/>\n      <target dev='sda' bus='sata'/>\n    </disk>\n"
+                  : "'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n",
+          f);
+    /* No VNC listener at all: the broker reaches the display with OpenGraphicsFD. */
+    fputs("    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>\n", f);
+    /* Plain VGA: the Linux test image shows a VGA text console, and Windows drives it
+     * without extra drivers (OVMF's GOP supports it too). */
+    fputs("    <video>\n      <model type='vga'/>\n    </video>\n", f);
+    fputs("    <input type='keyboard' bus='ps2'/>\n    <input type='tablet' bus='usb'/>\n", f);
+    /* The serial log (a second channel for tests, boot messages for admins) is appended
+     * to, so a restart or a managed-save restore does not wipe what came before. */
+    for (int i = 0; i < 2; i++) {
+        fputs(i == 0 ? "    <serial type='file'>\n" : "    <console type='file'>\n", f);
+        fputs("      <source path='", f);
+        xml_escape(f, console_dir);
+        fputc('/', f);
+        xml_escape(f, spec->name);
+        fputs(".log' append='on'/>\n", f);
+        fputs(i == 0 ? "      <target port='0'/>\n    </serial>\n"
+                     : "      <target type='serial' port='0'/>\n    </console>\n",
+              f);
+    }
+    if (windows)
+        fputs("    <memballoon model='none'/>\n", f);
+    else
+        fputs("    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n"
+              "    </rng>\n    <memballoon model='virtio'/>\n",
+              f);
+    fputs("  </devices>\n", f);
+}
+
+/* -EINVAL unless the spec (and what goes into the metadata) can be written and read back. */
+static int spec_check(const struct virt_desktop_spec *spec)
+{
+    const struct virt_template *t = spec ? spec->tmpl : NULL;
+
+    if (!spec || !t || !name_is_valid(spec->name) || empty(spec->pool) ||
+        !text_is_valid(spec->pool, VIRT_META_MAX) || !text_is_valid(spec->owner, VIRT_META_MAX) ||
+        empty(t->name) || !text_is_valid(t->name, VIRT_META_MAX) ||
+        !text_is_valid(spec->created, VIRT_META_MAX) || spec->vcpus <= 0 || spec->memory_mib <= 0)
         return -EINVAL;
-    int n = snprintf(buf, size, VIRT_NAME_PREFIX "%s", user);
-    if (n < 0 || (size_t)n >= size)
+    if (t->os != VIRT_OS_LINUX && t->os != VIRT_OS_WINDOWS)
+        return -EINVAL;
+    if (t->firmware != VIRT_FIRMWARE_BIOS && t->firmware != VIRT_FIRMWARE_UEFI)
+        return -EINVAL;
+    if (!text_is_valid(t->kernel, 0) || !text_is_valid(t->initrd, 0) ||
+        !text_is_valid(t->cmdline, 0))
         return -EINVAL;
     return 0;
 }
 
-int virt_desktop_xml(const struct virt_template *t, const char *user, const char *disk_path,
-                     const char *created, char **ret)
+int virt_desktop_xml(const struct virt_desktop_spec *spec, const char *virt_type,
+                     const char *disk_path, const char *console_dir, char **ret)
 {
-    char name[VIRT_NAME_MAX];
+    const char *code = NULL, *vars = NULL;
+    char now[32];
     char *buf = NULL;
     size_t len = 0;
     FILE *f;
     int r;
 
-    r = virt_desktop_name(user, name, sizeof(name));
+    r = spec_check(spec);
     if (r < 0)
         return r;
-    if (empty(t->virt_type) || empty(t->disk) || empty(disk_path) || empty(t->console_dir) ||
-        t->memory_mib <= 0 || t->vcpus <= 0)
+    if (empty(virt_type) || !text_is_valid(virt_type, 0) || empty(disk_path) ||
+        !text_is_valid(disk_path, 0) || empty(console_dir) || !text_is_valid(console_dir, 0))
         return -EINVAL;
+    if (spec->tmpl->firmware == VIRT_FIRMWARE_UEFI && !virt_uefi_firmware(&code, &vars))
+        return -ENOENT;
+    if (empty(spec->created))
+        iso8601_now(now, sizeof(now));
 
     f = open_memstream(&buf, &len);
     if (!f)
         return -ENOMEM;
 
     fputs("<domain type='", f);
-    xml_escape(f, t->virt_type);
-    fputs("'>\n  <name>", f);
-    xml_escape(f, name);
-    fputs("</name>\n", f);
-
-    fputs("  <metadata>\n    <" VIRT_METADATA_PREFIX ":desktop xmlns:" VIRT_METADATA_PREFIX
-          "='" VIRT_METADATA_URI "'>\n      <" VIRT_METADATA_PREFIX ":owner>",
-          f);
-    xml_escape(f, user);
-    fputs("</" VIRT_METADATA_PREFIX ":owner>\n      <" VIRT_METADATA_PREFIX ":template>", f);
-    xml_escape(f, t->disk);
-    fputs("</" VIRT_METADATA_PREFIX ":template>\n      <" VIRT_METADATA_PREFIX ":created>", f);
-    xml_escape(f, created);
-    fputs("</" VIRT_METADATA_PREFIX ":created>\n    </" VIRT_METADATA_PREFIX ":desktop>\n"
-          "  </metadata>\n",
-          f);
-
-    fprintf(f, "  <memory unit='MiB'>%d</memory>\n  <vcpu>%d</vcpu>\n", t->memory_mib, t->vcpus);
-    fputs("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n", f);
-    if (!empty(t->kernel)) {
-        fputs("    <kernel>", f);
-        xml_escape(f, t->kernel);
-        fputs("</kernel>\n", f);
-        if (!empty(t->initrd)) {
-            fputs("    <initrd>", f);
-            xml_escape(f, t->initrd);
-            fputs("</initrd>\n", f);
-        }
-        if (!empty(t->cmdline)) {
-            fputs("    <cmdline>", f);
-            xml_escape(f, t->cmdline);
-            fputs("</cmdline>\n", f);
-        }
-    } else
-        fputs("    <boot dev='hd'/>\n", f);
-    fputs("  </os>\n  <features><acpi/></features>\n", f);
+    xml_escape(f, virt_type);
+    fputs("'>\n", f);
+    xml_element(f, "  ", "name", spec->name);
+    fputs("  <metadata>\n", f);
+    metadata_write(f, "    ", true, spec->pool, spec->owner, spec->tmpl->name,
+                   empty(spec->created) ? now : spec->created);
+    fputs("  </metadata>\n", f);
+    fprintf(f, "  <memory unit='MiB'>%d</memory>\n  <vcpu>%d</vcpu>\n", spec->memory_mib,
+            spec->vcpus);
+    xml_os(f, spec->tmpl, code, vars);
+    xml_features_clock(f, spec->tmpl, virt_type);
     fputs("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n"
           "  <on_crash>destroy</on_crash>\n",
           f);
+    xml_devices(f, spec, disk_path, console_dir);
+    fputs("</domain>\n", f);
+    return memstream_finish(f, &buf, ret);
+}
 
-    fputs("  <devices>\n    <disk type='file' device='disk'>\n"
-          "      <driver name='qemu' type='qcow2'/>\n      <source file='",
-          f);
-    xml_escape(f, disk_path);
-    fputs("'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n", f);
-    fputs("    <graphics type='vnc'><listen type='none'/></graphics>\n", f);
-    fputs("    <video><model type='vga'/></video>\n", f);
-    fputs("    <input type='keyboard' bus='ps2'/>\n    <input type='tablet' bus='usb'/>\n", f);
-    for (int i = 0; i < 2; i++) {
-        fputs(i == 0 ? "    <serial type='file'>\n" : "    <console type='file'>\n", f);
-        fputs("      <source path='", f);
-        xml_escape(f, t->console_dir);
-        fputc('/', f);
-        xml_escape(f, name);
-        fputs(".log'/>\n", f);
-        fputs(i == 0 ? "      <target port='0'/>\n    </serial>\n"
-                     : "      <target type='serial' port='0'/>\n    </console>\n",
-              f);
-    }
-    fputs("    <memballoon model='none'/>\n  </devices>\n</domain>\n", f);
+/* ---- connection and storage pool ---- */
 
-    if (ferror(f)) {
-        fclose(f);
-        free(buf);
+int virt_embed_prepare(const char *root, struct virt_error *err)
+{
+    static const char conf[] =
+        "# Written by vdi-broker for its embedded libvirt (qemu:///embed); edit freely.\n"
+        "# No virtlogd: QEMU writes serial console logs itself.\n"
+        "stdio_handler = \"file\"\n";
+    _cleanup_(freep) char *etc = NULL;
+    _cleanup_(freep) char *path = NULL;
+    _cleanup_(closep) int fd = -1;
+
+    if (asprintf(&etc, "%s/etc", root) < 0 || asprintf(&path, "%s/qemu.conf", etc) < 0)
         return -ENOMEM;
+    if (mkdir(root, 0755) < 0 && errno != EEXIST)
+        return set_error(err, -errno, "cannot create %s: %s", root, strerror(errno));
+    if (mkdir(etc, 0755) < 0 && errno != EEXIST)
+        return set_error(err, -errno, "cannot create %s: %s", etc, strerror(errno));
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == EEXIST)
+        return 0;
+    if (fd < 0)
+        return set_error(err, -errno, "cannot create %s: %s", path, strerror(errno));
+    if (write(fd, conf, sizeof(conf) - 1) != (ssize_t)(sizeof(conf) - 1)) {
+        unlink(path);
+        return set_error(err, -EIO, "cannot write %s", path);
     }
-    if (fclose(f) != 0) {
-        free(buf);
-        return -ENOMEM;
-    }
-    *ret = buf;
     return 0;
+}
+
+/* Same directory, ignoring trailing slashes. */
+static bool same_dir(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    while (la > 1 && a[la - 1] == '/')
+        la--;
+    while (lb > 1 && b[lb - 1] == '/')
+        lb--;
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
+static int pool_ensure(struct virt *v, struct virt_error *err)
+{
+    virStoragePoolPtr pool;
+    int r = 0, active;
+
+    pool = virStoragePoolLookupByName(v->conn, VIRT_POOL_NAME);
+    if (!pool && last_error_is(VIR_ERR_NO_SUPPORT)) {
+        /* qemu:///embed: no storage driver. */
+        virResetLastError();
+        v->has_storage = false;
+        return 0;
+    }
+    v->has_storage = true;
+
+    if (!pool) {
+        _cleanup_(freep) char *xml = NULL;
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        if (!last_error_is(VIR_ERR_NO_STORAGE_POOL))
+            return virt_fail(err, -EIO, "cannot look up storage pool %s", VIRT_POOL_NAME);
+        virResetLastError();
+        f = open_memstream(&buf, &len);
+        if (!f)
+            return -ENOMEM;
+        fputs("<pool type='dir'>\n  <name>" VIRT_POOL_NAME "</name>\n  <target>\n", f);
+        xml_element(f, "    ", "path", v->disk_dir);
+        fputs("  </target>\n</pool>\n", f);
+        r = memstream_finish(f, &buf, &xml);
+        if (r < 0)
+            return r;
+        pool = virStoragePoolDefineXML(v->conn, xml, 0);
+        if (!pool)
+            return virt_fail(err, -EIO, "cannot define storage pool %s", VIRT_POOL_NAME);
+        if (virStoragePoolSetAutostart(pool, 1) < 0)
+            virResetLastError(); /* nice to have */
+    } else {
+        /* Ours only if it points at our directory. */
+        _cleanup_(freep) char *desc = virStoragePoolGetXMLDesc(pool, 0);
+        char path[4096];
+        const char *target;
+
+        if (!desc) {
+            r = virt_fail(err, -EIO, "cannot read storage pool %s", VIRT_POOL_NAME);
+            goto out;
+        }
+        target = strstr(desc, "<target>");
+        if (!target || !xml_find_text(target, "path", path, sizeof(path)) ||
+            !same_dir(path, v->disk_dir)) {
+            r = set_error(err, -EEXIST, "storage pool %s exists and does not use %s",
+                          VIRT_POOL_NAME, v->disk_dir);
+            goto out;
+        }
+    }
+
+    active = virStoragePoolIsActive(pool);
+    if (active < 0) {
+        r = virt_fail(err, -EIO, "cannot query storage pool %s", VIRT_POOL_NAME);
+        goto out;
+    }
+    if (!active) {
+        /* Makes the directory when missing (a dir pool's build is mkdir -p). */
+        if (virStoragePoolBuild(pool, 0) < 0)
+            log_debug("building storage pool %s: %s", VIRT_POOL_NAME, virGetLastErrorMessage());
+        virResetLastError();
+        if (virStoragePoolCreate(pool, 0) < 0) {
+            r = virt_fail(err, -EIO, "cannot start storage pool %s", VIRT_POOL_NAME);
+            goto out;
+        }
+    } else if (virStoragePoolRefresh(pool, 0) < 0) {
+        virResetLastError();
+    }
+out:
+    virStoragePoolFree(pool);
+    return r;
+}
+
+int virt_new(const struct virt_options *o, struct virt **ret, struct virt_error *err)
+{
+    struct virt *v;
+    int r;
+
+    error_reset(err);
+    *ret = NULL;
+    if (!o || empty(o->uri) || empty(o->virt_type) || empty(o->disk_dir) || empty(o->console_dir) ||
+        o->disk_dir[0] != '/' || o->console_dir[0] != '/' || !text_is_valid(o->virt_type, 0) ||
+        !text_is_valid(o->disk_dir, 0) || !text_is_valid(o->console_dir, 0))
+        return set_error(err, -EINVAL,
+                         "invalid libvirt options (uri, virt_type, absolute "
+                         "disk_dir and console_dir are needed)");
+
+    r = event_loop_ref();
+    if (r < 0)
+        return virt_fail(err, r, "cannot start libvirt event loop");
+
+    v = calloc(1, sizeof(*v));
+    if (!v) {
+        event_loop_unref();
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->cond, NULL);
+    v->uri = strdup(o->uri);
+    v->virt_type = strdup(o->virt_type);
+    v->disk_dir = strdup(o->disk_dir);
+    v->console_dir = strdup(o->console_dir);
+    if (!v->uri || !v->virt_type || !v->disk_dir || !v->console_dir) {
+        virt_free(v);
+        return -ENOMEM;
+    }
+
+    v->conn = virConnectOpen(v->uri);
+    if (!v->conn) {
+        r = virt_fail(err, -EIO, "cannot open libvirt connection %s", v->uri);
+        virt_free(v);
+        return r;
+    }
+    /* Only remote drivers know keepalive; local ones report "not supported". */
+    if (virConnectSetKeepAlive(v->conn, 5, 3) < 0) {
+        log_debug("libvirt keepalive not used for %s: %s", v->uri, virGetLastErrorMessage());
+        virResetLastError();
+    }
+    r = pool_ensure(v, err);
+    if (r < 0) {
+        virt_free(v);
+        return r;
+    }
+    *ret = v;
+    return 0;
+}
+
+void virt_free(struct virt *v)
+{
+    if (!v)
+        return;
+    if (v->conn)
+        virConnectClose(v->conn);
+    free(v->uri);
+    free(v->virt_type);
+    free(v->disk_dir);
+    free(v->console_dir);
+    pthread_cond_destroy(&v->cond);
+    pthread_mutex_destroy(&v->lock);
+    free(v);
+    event_loop_unref();
+}
+
+bool virt_has_storage_api(const struct virt *v)
+{
+    return v->has_storage;
+}
+
+/* ---- per-desktop serialisation ---- */
+
+static void desktop_lock(struct virt *v, struct busy_name *node, const char *name)
+{
+    snprintf(node->name, sizeof(node->name), "%s", name);
+    pthread_mutex_lock(&v->lock);
+    for (;;) {
+        bool taken = false;
+        for (struct busy_name *b = v->busy; b && !taken; b = b->next)
+            taken = streq(b->name, node->name);
+        if (!taken)
+            break;
+        pthread_cond_wait(&v->cond, &v->lock);
+    }
+    node->next = v->busy;
+    v->busy = node;
+    pthread_mutex_unlock(&v->lock);
+}
+
+static void desktop_unlock(struct virt *v, struct busy_name *node)
+{
+    pthread_mutex_lock(&v->lock);
+    for (struct busy_name **p = &v->busy; *p; p = &(*p)->next)
+        if (*p == node) {
+            *p = node->next;
+            break;
+        }
+    pthread_cond_broadcast(&v->cond);
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* ---- overlays ---- */
+
+static int overlay_path(const struct virt *v, const char *name, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%s/%s" VIRT_OVERLAY_SUFFIX, v->disk_dir, name);
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 static int volume_xml(const struct virt_template *t, const char *volname, char **ret)
@@ -387,103 +894,25 @@ static int volume_xml(const struct virt_template *t, const char *volname, char *
 
     if (!f)
         return -ENOMEM;
-    fputs("<volume>\n  <name>", f);
-    xml_escape(f, volname);
-    fprintf(f, "</name>\n  <capacity unit='bytes'>%" PRIu64 "</capacity>\n", t->disk_size);
+    fputs("<volume>\n", f);
+    xml_element(f, "  ", "name", volname);
+    fprintf(f, "  <capacity unit='bytes'>%" PRIu64 "</capacity>\n", t->disk_size);
+    /* 0600, owned by whoever runs the storage driver: libvirt hands the file to the QEMU
+     * user (DAC relabel) when the domain starts, and back when it stops. */
     fputs("  <target>\n    <format type='qcow2'/>\n"
           "    <permissions><mode>0600</mode></permissions>\n  </target>\n"
-          "  <backingStore>\n    <path>",
+          "  <backingStore>\n",
           f);
-    xml_escape(f, t->disk);
-    fprintf(f, "</path>\n    <format type='%s'/>\n  </backingStore>\n</volume>\n",
+    xml_element(f, "    ", "path", t->disk);
+    fprintf(f, "    <format type='%s'/>\n  </backingStore>\n</volume>\n",
             image_format_to_string(t->disk_format));
-    if (fclose(f) != 0) {
-        free(buf);
-        return -ENOMEM;
-    }
-    *ret = buf;
-    return 0;
+    return memstream_finish(f, &buf, ret);
 }
 
-/* ---- storage ---- */
-
-int virt_pool_ensure(struct virt *v, const char *disk_dir, struct virt_error *err)
-{
-    virStoragePoolPtr pool;
-    char *xml = NULL;
-    size_t len = 0;
-    int r = 0, active;
-
-    pool = virStoragePoolLookupByName(v->conn, VIRT_POOL_NAME);
-    if (!pool && last_error_is(VIR_ERR_NO_SUPPORT)) {
-        virResetLastError();
-        v->has_storage = false;
-        return 0;
-    }
-    v->has_storage = true;
-
-    if (!pool) {
-        if (!last_error_is(VIR_ERR_NO_STORAGE_POOL))
-            return virt_fail(err, -EIO, "cannot look up storage pool %s", VIRT_POOL_NAME);
-        virResetLastError();
-
-        FILE *f = open_memstream(&xml, &len);
-        if (!f)
-            return -ENOMEM;
-        fputs("<pool type='dir'>\n  <name>" VIRT_POOL_NAME "</name>\n  <target>\n    <path>", f);
-        xml_escape(f, disk_dir);
-        fputs("</path>\n  </target>\n</pool>\n", f);
-        if (fclose(f) != 0) {
-            free(xml);
-            return -ENOMEM;
-        }
-        pool = virStoragePoolDefineXML(v->conn, xml, 0);
-        free(xml);
-        if (!pool)
-            return virt_fail(err, -EIO, "cannot define storage pool %s", VIRT_POOL_NAME);
-        if (virStoragePoolBuild(pool, 0) < 0) {
-            r = virt_fail(err, -EIO, "cannot build storage pool %s", VIRT_POOL_NAME);
-            goto out;
-        }
-        if (virStoragePoolSetAutostart(pool, 1) < 0)
-            virResetLastError(); /* nice to have */
-    } else {
-        /* Ours only if it points at our directory. */
-        _cleanup_(freep) char *desc = virStoragePoolGetXMLDesc(pool, 0);
-        _cleanup_(freep) char *want = NULL;
-        if (!desc) {
-            r = virt_fail(err, -EIO, "cannot read storage pool %s", VIRT_POOL_NAME);
-            goto out;
-        }
-        if (asprintf(&want, "<path>%s</path>", disk_dir) < 0) {
-            want = NULL;
-            r = -ENOMEM;
-            goto out;
-        }
-        if (!strstr(desc, want)) {
-            r = virt_fail(err, -EEXIST, "storage pool %s exists and does not use %s",
-                          VIRT_POOL_NAME, disk_dir);
-            goto out;
-        }
-    }
-
-    active = virStoragePoolIsActive(pool);
-    if (active < 0) {
-        r = virt_fail(err, -EIO, "cannot query storage pool %s", VIRT_POOL_NAME);
-        goto out;
-    }
-    if (!active && virStoragePoolCreate(pool, 0) < 0) {
-        r = virt_fail(err, -EIO, "cannot start storage pool %s", VIRT_POOL_NAME);
-        goto out;
-    }
-    if (active && virStoragePoolRefresh(pool, 0) < 0)
-        virResetLastError();
-out:
-    virStoragePoolFree(pool);
-    return r;
-}
-
-/* Without a storage driver: qemu-img create -f qcow2 -b BASE -F FMT PATH, no shell. */
+/* Runs `qemu-img create -q -f qcow2 -b BASE -F FMT PATH` (fixed argv, no shell, clean
+ * environment) on the file path, which the caller made empty with mode 0600: qemu-img
+ * rewrites it in place, so it is never readable by others, and libvirt relabels it for
+ * the QEMU user when the domain starts. */
 static int overlay_create_qemu_img(const struct virt_template *t, const char *path,
                                    struct virt_error *err)
 {
@@ -513,10 +942,10 @@ static int overlay_create_qemu_img(const struct virt_template *t, const char *pa
         if (access(candidates[i], X_OK) == 0)
             qemu_img = candidates[i];
     if (!qemu_img)
-        return virt_fail(err, -ENOENT, "no storage driver and qemu-img not found");
+        return set_error(err, -ENOENT, "no storage driver and qemu-img not found");
 
     if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return virt_fail(err, -errno, "pipe2 failed");
+        return set_error(err, -errno, "pipe2 failed: %s", strerror(errno));
 
     sigemptyset(&none);
     sigfillset(&all);
@@ -535,7 +964,7 @@ static int overlay_create_qemu_img(const struct virt_template *t, const char *pa
     safe_close(pipefd[1]);
     if (r < 0) {
         safe_close(pipefd[0]);
-        return virt_fail(err, r, "cannot run %s", qemu_img);
+        return set_error(err, r, "cannot run %s: %s", qemu_img, strerror(-r));
     }
 
     for (;;) {
@@ -556,76 +985,99 @@ static int overlay_create_qemu_img(const struct virt_template *t, const char *pa
     safe_close(pipefd[0]);
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
-            return virt_fail(err, -errno, "waitpid for qemu-img failed");
+            return set_error(err, -errno, "waitpid for qemu-img failed: %s", strerror(errno));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         out[strcspn(out, "\n")] = 0;
-        unlink(path);
-        return virt_fail(err, -EIO, "qemu-img create %s failed: %s", path, out);
+        return set_error(err, -EIO, "qemu-img create %s failed: %s", path, out);
     }
-    if (chmod(path, 0600) < 0)
-        return virt_fail(err, -errno, "chmod %s failed", path);
     return 0;
 }
 
-/* The overlay for name: existing or new. *ret_path is malloc'd. */
-static int overlay_ensure(struct virt *v, const struct virt_template *t, const char *name,
-                          char **ret_path, struct virt_error *err)
+static int overlay_create_file(const struct virt_template *t, const char *path,
+                               struct virt_error *err)
 {
-    char volname[VIRT_NAME_MAX + sizeof(VIRT_VOLUME_SUFFIX)];
+    int fd, r;
+
+    /* O_EXCL: the existence check and the creation are one step. */
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        r = -errno;
+        return set_error(err, r, "cannot create %s: %s", path, strerror(-r));
+    }
+    /* Whatever the umask allowed, the file is ours alone until libvirt relabels it. */
+    if (fchmod(fd, 0600) < 0) {
+        r = -errno;
+        safe_close(fd);
+        unlink(path);
+        return set_error(err, r, "cannot chmod %s: %s", path, strerror(-r));
+    }
+    safe_close(fd);
+    r = overlay_create_qemu_img(t, path, err);
+    if (r < 0)
+        unlink(path);
+    return r;
+}
+
+static int pool_lookup(struct virt *v, virStoragePoolPtr *ret, struct virt_error *err)
+{
+    *ret = virStoragePoolLookupByName(v->conn, VIRT_POOL_NAME);
+    if (!*ret)
+        return virt_fail(err, -EIO, "cannot look up storage pool %s", VIRT_POOL_NAME);
+    return 0;
+}
+
+/* The volume name of an overlay, or -ENOENT (after a pool refresh, which picks up files
+ * made or removed behind libvirt's back). */
+static int volume_lookup(virStoragePoolPtr pool, const char *volname, virStorageVolPtr *ret,
+                         struct virt_error *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        *ret = virStorageVolLookupByName(pool, volname);
+        if (*ret)
+            return 0;
+        if (!last_error_is(VIR_ERR_NO_STORAGE_VOL))
+            return virt_fail(err, -EIO, "cannot look up volume %s", volname);
+        virResetLastError();
+        if (attempt == 0 && virStoragePoolRefresh(pool, 0) < 0)
+            return virt_fail(err, -EIO, "cannot refresh storage pool %s", VIRT_POOL_NAME);
+    }
+    return set_error(err, -ENOENT, "no volume %s in storage pool %s", volname, VIRT_POOL_NAME);
+}
+
+static int overlay_create_locked(struct virt *v, const char *name, const struct virt_template *t,
+                                 const char *path, struct virt_error *err)
+{
+    char volname[VIRT_NAME_MAX + sizeof(VIRT_OVERLAY_SUFFIX)];
     virStoragePoolPtr pool = NULL;
     virStorageVolPtr vol = NULL;
-    char *path = NULL;
-    int r = 0;
+    _cleanup_(freep) char *xml = NULL;
+    struct stat st;
+    int r;
 
-    snprintf(volname, sizeof(volname), "%s" VIRT_VOLUME_SUFFIX, name);
+    if (!v->has_storage)
+        return overlay_create_file(t, path, err);
 
-    if (!v->has_storage) {
-        struct stat st;
-        if (asprintf(&path, "%s/%s", t->disk_dir, volname) < 0)
-            return -ENOMEM;
-        if (lstat(path, &st) == 0) {
-            if (!S_ISREG(st.st_mode)) {
-                r = virt_fail(err, -EEXIST, "%s exists and is not a regular file", path);
-                free(path);
-                return r;
-            }
-        } else {
-            r = overlay_create_qemu_img(t, path, err);
-            if (r < 0) {
-                free(path);
-                return r;
-            }
-        }
-        *ret_path = path;
-        return 0;
-    }
-
-    pool = virStoragePoolLookupByName(v->conn, VIRT_POOL_NAME);
-    if (!pool)
-        return virt_fail(err, -EIO, "cannot look up storage pool %s", VIRT_POOL_NAME);
-    vol = virStorageVolLookupByName(pool, volname);
-    if (!vol) {
-        _cleanup_(freep) char *xml = NULL;
-        if (!last_error_is(VIR_ERR_NO_STORAGE_VOL)) {
-            r = virt_fail(err, -EIO, "cannot look up volume %s", volname);
-            goto out;
-        }
-        virResetLastError();
-        r = volume_xml(t, volname, &xml);
-        if (r < 0)
-            goto out;
-        vol = virStorageVolCreateXML(pool, xml, 0);
-        if (!vol) {
-            r = virt_fail(err, -EIO, "cannot create volume %s", volname);
-            goto out;
-        }
-    }
-    path = virStorageVolGetPath(vol);
-    if (!path) {
-        r = virt_fail(err, -EIO, "cannot get path of volume %s", volname);
+    snprintf(volname, sizeof(volname), "%s" VIRT_OVERLAY_SUFFIX, name);
+    if (lstat(path, &st) == 0)
+        return set_error(err, -EEXIST, "%s exists", path);
+    r = pool_lookup(v, &pool, err);
+    if (r < 0)
+        return r;
+    r = volume_lookup(pool, volname, &vol, err);
+    if (r == 0) {
+        r = set_error(err, -EEXIST, "volume %s exists in storage pool %s", volname, VIRT_POOL_NAME);
         goto out;
     }
-    *ret_path = path;
+    if (r != -ENOENT)
+        goto out;
+    r = volume_xml(t, volname, &xml);
+    if (r < 0)
+        goto out;
+    vol = virStorageVolCreateXML(pool, xml, 0);
+    if (!vol)
+        r = virt_fail(err, -EIO, "cannot create volume %s", volname);
+    else
+        r = 0;
 out:
     if (vol)
         virStorageVolFree(vol);
@@ -633,53 +1085,225 @@ out:
     return r;
 }
 
-/* ---- domains ---- */
-
-/* 0 when dom carries our metadata with owner user; -EEXIST otherwise. */
-static int domain_check_ours(virDomainPtr dom, const char *name, const char *user,
-                             struct virt_error *err)
+int virt_overlay_create(struct virt *v, const char *name, const struct virt_template *t,
+                        char *ret_path, size_t size, struct virt_error *err)
 {
-    _cleanup_(freep) char *meta = NULL;
-    _cleanup_(freep) char *plain = NULL;
-    _cleanup_(freep) char *prefixed = NULL;
+    char path[4096];
+    struct busy_name node;
+    int r;
 
-    meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, VIRT_METADATA_URI, 0);
-    if (!meta) {
-        if (last_error_is(VIR_ERR_NO_DOMAIN_METADATA))
-            return virt_fail(err, -EEXIST, "domain %s exists and is not managed by vdi", name);
-        return virt_fail(err, -EIO, "cannot read metadata of domain %s", name);
+    error_reset(err);
+    if (!name_is_valid(name))
+        return set_error(err, -EINVAL, "invalid desktop name");
+    if (!t || empty(t->disk) || t->disk[0] != '/' || t->disk_size == 0 ||
+        (t->disk_format != IMAGE_RAW && t->disk_format != IMAGE_QCOW2))
+        return set_error(err, -EINVAL, "template needs an absolute base image path and size");
+    r = overlay_path(v, name, path, sizeof(path));
+    if (r < 0 || (ret_path && strlen(path) >= size))
+        return set_error(err, -ENAMETOOLONG, "overlay path for %s too long", name);
+
+    desktop_lock(v, &node, name);
+    r = overlay_create_locked(v, name, t, path, err);
+    desktop_unlock(v, &node);
+    if (r == 0 && ret_path)
+        snprintf(ret_path, size, "%s", path);
+    return r;
+}
+
+int virt_overlay_delete(struct virt *v, const char *name, struct virt_error *err)
+{
+    char volname[VIRT_NAME_MAX + sizeof(VIRT_OVERLAY_SUFFIX)];
+    char path[4096];
+    struct busy_name node;
+    virStoragePoolPtr pool = NULL;
+    virStorageVolPtr vol = NULL;
+    int r;
+
+    error_reset(err);
+    if (!name_is_valid(name))
+        return set_error(err, -EINVAL, "invalid desktop name");
+    r = overlay_path(v, name, path, sizeof(path));
+    if (r < 0)
+        return set_error(err, r, "overlay path for %s too long", name);
+    snprintf(volname, sizeof(volname), "%s" VIRT_OVERLAY_SUFFIX, name);
+
+    desktop_lock(v, &node, name);
+    if (!v->has_storage) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            r = set_error(err, -errno, "cannot remove %s: %s", path, strerror(errno));
+        goto out;
     }
-    /* libvirt returns the element without our prefix; user names need no escaping
-     * (username_is_valid), so a plain search is exact. */
-    if (asprintf(&plain, "<owner>%s</owner>", user) < 0) {
-        plain = NULL;
+    r = pool_lookup(v, &pool, err);
+    if (r < 0)
+        goto out;
+    r = volume_lookup(pool, volname, &vol, err);
+    if (r == -ENOENT) {
+        r = 0;
+        if (err)
+            err->message[0] = 0;
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    if (virStorageVolDelete(vol, 0) < 0)
+        r = virt_fail(err, -EIO, "cannot delete volume %s", volname);
+out:
+    if (vol)
+        virStorageVolFree(vol);
+    if (pool)
+        virStoragePoolFree(pool);
+    desktop_unlock(v, &node);
+    return r;
+}
+
+static int strcmp_p(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct name_list {
+    char **names;
+    size_t n, allocated;
+};
+
+static void name_list_done(struct name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+    *l = (struct name_list){0};
+}
+
+/* Adds file (NAME.qcow2) as NAME if NAME is a desktop name; ignores anything else. */
+static int name_list_add_overlay(struct name_list *l, const char *file)
+{
+    size_t n = strlen(file), sl = strlen(VIRT_OVERLAY_SUFFIX);
+    char name[VIRT_NAME_MAX];
+
+    if (n <= sl || n - sl >= sizeof(name) || !streq(file + n - sl, VIRT_OVERLAY_SUFFIX))
+        return 0;
+    memcpy(name, file, n - sl);
+    name[n - sl] = 0;
+    if (!name_is_valid(name))
+        return 0;
+    if (l->n + 2 > l->allocated) {
+        size_t want = l->allocated ? l->allocated * 2 : 16;
+        char **p = reallocarray(l->names, want, sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        l->names = p;
+        l->allocated = want;
+    }
+    l->names[l->n] = strdup(name);
+    if (!l->names[l->n])
         return -ENOMEM;
-    }
-    if (asprintf(&prefixed, "<" VIRT_METADATA_PREFIX ":owner>%s</" VIRT_METADATA_PREFIX ":owner>",
-                 user) < 0) {
-        prefixed = NULL;
-        return -ENOMEM;
-    }
-    if (!strstr(meta, plain) && !strstr(meta, prefixed))
-        return virt_fail(err, -EEXIST, "domain %s is managed by vdi for another owner", name);
+    l->n++;
+    l->names[l->n] = NULL;
     return 0;
 }
 
-/* Looks up our domain vdi-<user>. -ENOENT when missing. */
-static int domain_lookup(struct virt *v, const char *name, const char *user, virDomainPtr *ret,
+static int overlay_list_dir(struct virt *v, struct name_list *l, struct virt_error *err)
+{
+    DIR *d = opendir(v->disk_dir);
+    struct dirent *de;
+    int r = 0;
+
+    if (!d)
+        return set_error(err, -errno, "cannot open %s: %s", v->disk_dir, strerror(errno));
+    while (r == 0 && (errno = 0, de = readdir(d))) {
+        struct stat st;
+        if (de->d_type == DT_REG ||
+            (de->d_type == DT_UNKNOWN &&
+             fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)))
+            r = name_list_add_overlay(l, de->d_name);
+    }
+    if (r == 0 && errno != 0)
+        r = set_error(err, -errno, "cannot read %s: %s", v->disk_dir, strerror(errno));
+    closedir(d);
+    return r;
+}
+
+static int overlay_list_pool(struct virt *v, struct name_list *l, struct virt_error *err)
+{
+    virStoragePoolPtr pool = NULL;
+    virStorageVolPtr *vols = NULL;
+    int n, r;
+
+    r = pool_lookup(v, &pool, err);
+    if (r < 0)
+        return r;
+    if (virStoragePoolRefresh(pool, 0) < 0)
+        virResetLastError(); /* list what libvirt knows */
+    n = virStoragePoolListAllVolumes(pool, &vols, 0);
+    if (n < 0)
+        r = virt_fail(err, -EIO, "cannot list volumes of storage pool %s", VIRT_POOL_NAME);
+    for (int i = 0; i < n; i++) {
+        const char *vn = virStorageVolGetName(vols[i]);
+        if (r == 0 && vn)
+            r = name_list_add_overlay(l, vn);
+        virStorageVolFree(vols[i]);
+    }
+    free(vols);
+    virStoragePoolFree(pool);
+    return r;
+}
+
+int virt_overlay_list(struct virt *v, char ***ret, size_t *ret_n, struct virt_error *err)
+{
+    struct name_list l = {0};
+    int r;
+
+    error_reset(err);
+    r = v->has_storage ? overlay_list_pool(v, &l, err) : overlay_list_dir(v, &l, err);
+    if (r < 0) {
+        name_list_done(&l);
+        return r;
+    }
+    if (!l.names) {
+        l.names = calloc(1, sizeof(*l.names));
+        if (!l.names)
+            return -ENOMEM;
+    }
+    qsort(l.names, l.n, sizeof(*l.names), strcmp_p);
+    *ret = l.names;
+    *ret_n = l.n;
+    return 0;
+}
+
+/* ---- domains ---- */
+
+/* Our metadata of dom, parsed. -EEXIST when dom has none (not ours), -EIO. */
+static int domain_meta(virDomainPtr dom, const char *name, unsigned flags, struct desktop_meta *m,
+                       struct virt_error *err)
+{
+    _cleanup_(freep) char *xml =
+        virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, VIRT_METADATA_URI, flags);
+
+    if (!xml) {
+        if (last_error_is(VIR_ERR_NO_DOMAIN_METADATA))
+            return virt_fail(err, -EEXIST, "domain %s exists and is not managed by vdi", name);
+        if (last_error_is(VIR_ERR_NO_DOMAIN))
+            return virt_fail(err, -ENOENT, "domain %s is gone", name);
+        return virt_fail(err, -EIO, "cannot read metadata of domain %s", name);
+    }
+    if (m)
+        metadata_parse(xml, m);
+    return 0;
+}
+
+/* Looks up one of our domains. -ENOENT when missing, -EEXIST when not ours, -EIO. */
+static int domain_lookup(struct virt *v, const char *name, virDomainPtr *ret,
                          struct virt_error *err)
 {
     virDomainPtr dom = virDomainLookupByName(v->conn, name);
     int r;
 
     if (!dom) {
-        if (last_error_is(VIR_ERR_NO_DOMAIN)) {
-            virResetLastError();
-            return -ENOENT;
-        }
+        if (last_error_is(VIR_ERR_NO_DOMAIN))
+            return virt_fail(err, -ENOENT, "domain %s is not defined", name);
         return virt_fail(err, -EIO, "cannot look up domain %s", name);
     }
-    r = domain_check_ours(dom, name, user, err);
+    r = domain_meta(dom, name, 0, NULL, err);
     if (r < 0) {
         virDomainFree(dom);
         return r;
@@ -688,162 +1312,518 @@ static int domain_lookup(struct virt *v, const char *name, const char *user, vir
     return 0;
 }
 
-static void iso8601_now(char *buf, size_t size)
+static int domain_state(virDomainPtr dom, const char *name, enum virt_state *ret,
+                        struct virt_error *err)
 {
-    time_t t = time(NULL);
-    struct tm tm;
+    int state, reason, saved;
 
-    if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, size, "1970-01-01T00:00:00Z");
-}
-
-static int desktop_define_locked(struct virt *v, const struct virt_template *t, const char *name,
-                                 const char *user, bool *ret_created, struct virt_error *err)
-{
-    _cleanup_(freep) char *path = NULL;
-    _cleanup_(freep) char *xml = NULL;
-    virDomainPtr dom = NULL;
-    char created[32];
-    int r;
-
-    r = domain_lookup(v, name, user, &dom, err);
-    if (r == 0) {
-        virDomainFree(dom);
-        if (ret_created)
-            *ret_created = false;
-        return 0;
+    if (virDomainGetState(dom, &state, &reason, 0) < 0)
+        return virt_fail(err, last_error_is(VIR_ERR_NO_DOMAIN) ? -ENOENT : -EIO,
+                         "cannot get state of domain %s", name);
+    switch (state) {
+    case VIR_DOMAIN_RUNNING:
+    case VIR_DOMAIN_BLOCKED:
+        *ret = VIRT_STATE_RUNNING;
+        break;
+    case VIR_DOMAIN_PAUSED:
+        *ret = VIRT_STATE_PAUSED;
+        break;
+    case VIR_DOMAIN_SHUTOFF:
+        saved = virDomainHasManagedSaveImage(dom, 0);
+        if (saved < 0)
+            return virt_fail(err, last_error_is(VIR_ERR_NO_DOMAIN) ? -ENOENT : -EIO,
+                             "cannot query managed save of domain %s", name);
+        *ret = saved ? VIRT_STATE_SAVED : VIRT_STATE_SHUTOFF;
+        break;
+    default: /* shutting down, crashed (preserved), pm-suspended, no state */
+        *ret = VIRT_STATE_OTHER;
+        break;
     }
-    if (r != -ENOENT)
-        return r;
-
-    r = overlay_ensure(v, t, name, &path, err);
-    if (r < 0)
-        return r;
-    iso8601_now(created, sizeof(created));
-    r = virt_desktop_xml(t, user, path, created, &xml);
-    if (r < 0)
-        return virt_fail(err, r, "cannot write domain XML for %s", name);
-    dom = virDomainDefineXML(v->conn, xml);
-    if (!dom)
-        return virt_fail(err, -EIO, "cannot define domain %s", name);
-    virDomainFree(dom);
-    if (ret_created)
-        *ret_created = true;
     return 0;
 }
 
-int virt_desktop_define(struct virt *v, const struct virt_template *t, const char *user,
-                        bool *ret_created, struct virt_error *err)
+/* One operation on one of our domains, with the name serialised. */
+typedef int (*domain_op)(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                         struct virt_error *err);
+
+static int domain_call(struct virt *v, const char *name, domain_op op, void *arg,
+                       struct virt_error *err)
 {
-    char name[VIRT_NAME_MAX];
     struct busy_name node;
+    virDomainPtr dom = NULL;
     int r;
 
-    r = virt_desktop_name(user, name, sizeof(name));
-    if (r < 0)
-        return virt_fail(err, r, "invalid user name");
+    error_reset(err);
+    if (!name_is_valid(name))
+        return set_error(err, -EINVAL, "invalid desktop name");
     desktop_lock(v, &node, name);
-    r = desktop_define_locked(v, t, name, user, ret_created, err);
+    r = domain_lookup(v, name, &dom, err);
+    if (r == 0) {
+        r = op(v, dom, name, arg, err);
+        virDomainFree(dom);
+    }
     desktop_unlock(v, &node);
     return r;
 }
 
-static int desktop_start_locked(struct virt *v, const char *name, const char *user,
-                                bool *ret_started, struct virt_error *err)
+/* -EEXIST: a domain of that name (ours or not); -ENOENT: no overlay (or firmware). */
+int virt_desktop_define(struct virt *v, const struct virt_desktop_spec *spec,
+                        struct virt_error *err)
 {
-    virDomainPtr dom = NULL;
-    int r, state, reason;
-    bool started = false;
+    char path[4096], volname[VIRT_NAME_MAX + sizeof(VIRT_OVERLAY_SUFFIX)];
+    _cleanup_(freep) char *xml = NULL;
+    _cleanup_(freep) char *volpath = NULL;
+    struct busy_name node;
+    virDomainPtr dom;
+    struct stat st;
+    int r;
 
-    r = domain_lookup(v, name, user, &dom, err);
-    if (r == -ENOENT)
-        return virt_fail(err, r, "domain %s is not defined", name);
+    error_reset(err);
+    r = spec_check(spec);
     if (r < 0)
-        return r;
+        return set_error(err, r, "invalid desktop spec");
+    if (overlay_path(v, spec->name, path, sizeof(path)) < 0)
+        return set_error(err, -ENAMETOOLONG, "overlay path for %s too long", spec->name);
 
-    if (virDomainGetState(dom, &state, &reason, 0) < 0) {
-        r = virt_fail(err, -EIO, "cannot get state of domain %s", name);
+    desktop_lock(v, &node, spec->name);
+    dom = virDomainLookupByName(v->conn, spec->name);
+    if (dom) {
+        virDomainFree(dom);
+        r = set_error(err, -EEXIST, "domain %s exists", spec->name);
         goto out;
     }
+    if (!last_error_is(VIR_ERR_NO_DOMAIN)) {
+        r = virt_fail(err, -EIO, "cannot look up domain %s", spec->name);
+        goto out;
+    }
+    virResetLastError();
+
+    if (v->has_storage) {
+        virStoragePoolPtr pool = NULL;
+        virStorageVolPtr vol = NULL;
+
+        snprintf(volname, sizeof(volname), "%s" VIRT_OVERLAY_SUFFIX, spec->name);
+        r = pool_lookup(v, &pool, err);
+        if (r < 0)
+            goto out;
+        r = volume_lookup(pool, volname, &vol, err);
+        virStoragePoolFree(pool);
+        if (r < 0)
+            goto out;
+        volpath = virStorageVolGetPath(vol);
+        virStorageVolFree(vol);
+        if (!volpath) {
+            r = virt_fail(err, -EIO, "cannot get path of volume %s", volname);
+            goto out;
+        }
+    } else if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        r = set_error(err, -ENOENT, "overlay %s missing", path);
+        goto out;
+    }
+
+    r = virt_desktop_xml(spec, v->virt_type, volpath ? volpath : path, v->console_dir, &xml);
+    if (r == -ENOENT) {
+        r = set_error(err, r,
+                      "template %s wants UEFI and no OVMF firmware is installed "
+                      "(/usr/share/OVMF/OVMF_CODE_4M.fd: install the ovmf package)",
+                      spec->tmpl->name);
+        goto out;
+    }
+    if (r < 0) {
+        r = set_error(err, r, "cannot write domain XML for %s", spec->name);
+        goto out;
+    }
+    dom = virDomainDefineXML(v->conn, xml);
+    if (!dom) {
+        r = virt_fail(err, -EIO, "cannot define domain %s", spec->name);
+        goto out;
+    }
+    virDomainFree(dom);
+out:
+    desktop_unlock(v, &node);
+    return r;
+}
+
+/* Destroys dom unless it is off. 0 when off. */
+static int domain_power_off(virDomainPtr dom, const char *name, struct virt_error *err)
+{
+    int active = virDomainIsActive(dom);
+
+    if (active < 0)
+        return virt_fail(err, -EIO, "cannot query domain %s", name);
+    if (!active)
+        return 0;
+    if (virDomainDestroy(dom) < 0) {
+        /* It may have stopped by itself in between. */
+        if (last_error_is(VIR_ERR_OPERATION_INVALID) && virDomainIsActive(dom) == 0) {
+            virResetLastError();
+            return 0;
+        }
+        return virt_fail(err, -EIO, "cannot power off domain %s", name);
+    }
+    return 0;
+}
+
+static bool unsupported_flags_error(void)
+{
+    return last_error_is(VIR_ERR_INVALID_ARG) || last_error_is(VIR_ERR_NO_SUPPORT) ||
+           last_error_is(VIR_ERR_ARGUMENT_UNSUPPORTED);
+}
+
+static int undefine_op(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                       struct virt_error *err)
+{
+    (void)v;
+    (void)arg;
+    int r = domain_power_off(dom, name, err);
+    if (r < 0)
+        return r;
+    if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_NVRAM) ==
+        0)
+        return 0;
+    if (!unsupported_flags_error())
+        return virt_fail(err, -EIO, "cannot undefine domain %s", name);
+    /* A driver without NVRAM support (the test driver) has no NVRAM to remove. */
+    virResetLastError();
+    if (virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE) == 0)
+        return 0;
+    if (!unsupported_flags_error())
+        return virt_fail(err, -EIO, "cannot undefine domain %s", name);
+    virResetLastError();
+    if (virDomainHasManagedSaveImage(dom, 0) > 0 && virDomainManagedSaveRemove(dom, 0) < 0)
+        return virt_fail(err, -EIO, "cannot remove managed save of domain %s", name);
+    virResetLastError();
+    if (virDomainUndefine(dom) < 0)
+        return virt_fail(err, -EIO, "cannot undefine domain %s", name);
+    return 0;
+}
+
+int virt_desktop_undefine(struct virt *v, const char *name, struct virt_error *err)
+{
+    int r = domain_call(v, name, undefine_op, NULL, err);
+    if (r == -ENOENT) {
+        error_reset(err);
+        return 0;
+    }
+    return r;
+}
+
+static int start_op(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                    struct virt_error *err)
+{
+    (void)v;
+    bool *ret_started = arg;
+    int state, reason;
+    bool started = false;
+
+    if (virDomainGetState(dom, &state, &reason, 0) < 0)
+        return virt_fail(err, -EIO, "cannot get state of domain %s", name);
     switch (state) {
     case VIR_DOMAIN_RUNNING:
     case VIR_DOMAIN_BLOCKED:
         break;
     case VIR_DOMAIN_PAUSED:
         if (virDomainResume(dom) < 0)
-            r = virt_fail(err, -EIO, "cannot resume domain %s", name);
-        else
-            started = true;
+            return virt_fail(err, -EIO, "cannot resume domain %s", name);
+        started = true;
         break;
     case VIR_DOMAIN_PMSUSPENDED:
         if (virDomainPMWakeup(dom, 0) < 0)
-            r = virt_fail(err, -EIO, "cannot wake domain %s", name);
-        else
-            started = true;
+            return virt_fail(err, -EIO, "cannot wake domain %s", name);
+        started = true;
         break;
-    default: /* shut off, crashed, shutting down, no state */
+    case VIR_DOMAIN_SHUTDOWN:
+        return set_error(err, -EIO, "domain %s is shutting down", name);
+    default: /* shut off (with or without managed save), crashed, no state */
+        /* Restores a managed save image when there is one (and removes it). */
         if (virDomainCreate(dom) < 0)
-            r = virt_fail(err, -EIO, "cannot start domain %s", name);
-        else
-            started = true;
+            return virt_fail(err, -EIO, "cannot start domain %s", name);
+        started = true;
         break;
     }
-    if (r == 0 && ret_started)
+    if (ret_started)
         *ret_started = started;
-out:
-    virDomainFree(dom);
-    return r;
+    return 0;
 }
 
-int virt_desktop_start(struct virt *v, const char *user, bool *ret_started, struct virt_error *err)
+int virt_desktop_start(struct virt *v, const char *name, bool *ret_started, struct virt_error *err)
 {
-    char name[VIRT_NAME_MAX];
-    struct busy_name node;
-    int r;
-
-    r = virt_desktop_name(user, name, sizeof(name));
-    if (r < 0)
-        return virt_fail(err, r, "invalid user name");
-    desktop_lock(v, &node, name);
-    r = desktop_start_locked(v, name, user, ret_started, err);
-    desktop_unlock(v, &node);
-    return r;
+    return domain_call(v, name, start_op, ret_started, err);
 }
 
-int virt_desktop_open_display(struct virt *v, const char *user, int *ret_fd, struct virt_error *err)
+static int shutdown_op(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                       struct virt_error *err)
 {
-    char name[VIRT_NAME_MAX];
-    virDomainPtr dom = NULL;
-    int r, fd, active;
+    (void)v;
+    int timeout_ms = *(const int *)arg;
+    uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    int active = virDomainIsActive(dom);
 
-    r = virt_desktop_name(user, name, sizeof(name));
-    if (r < 0)
-        return virt_fail(err, r, "invalid user name");
-    r = domain_lookup(v, name, user, &dom, err);
-    if (r == -ENOENT)
-        return virt_fail(err, r, "domain %s is not defined", name);
+    if (active < 0)
+        return virt_fail(err, -EIO, "cannot query domain %s", name);
+    if (!active)
+        return 0;
+    /* A guest that ignores ACPI (or a driver that cannot send it) is powered off below. */
+    if (virDomainShutdown(dom) < 0) {
+        log_debug("ACPI shutdown of %s failed: %s", name, virGetLastErrorMessage());
+        virResetLastError();
+    }
+    for (;;) {
+        active = virDomainIsActive(dom);
+        if (active < 0)
+            return virt_fail(err, -EIO, "cannot query domain %s", name);
+        if (!active)
+            return 0;
+        int left = deadline_left_ms(deadline);
+        if (left == 0)
+            break;
+        struct timespec ts = {
+            .tv_nsec =
+                (long)(left < VIRT_SHUTDOWN_POLL_MS ? left : VIRT_SHUTDOWN_POLL_MS) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return domain_power_off(dom, name, err);
+}
+
+int virt_desktop_shutdown(struct virt *v, const char *name, int timeout_ms, struct virt_error *err)
+{
+    return domain_call(v, name, shutdown_op, &timeout_ms, err);
+}
+
+static int destroy_op(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                      struct virt_error *err)
+{
+    (void)v;
+    (void)arg;
+    return domain_power_off(dom, name, err);
+}
+
+int virt_desktop_destroy(struct virt *v, const char *name, struct virt_error *err)
+{
+    return domain_call(v, name, destroy_op, NULL, err);
+}
+
+static int suspend_op(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                      struct virt_error *err)
+{
+    (void)v;
+    (void)arg;
+    int active = virDomainIsActive(dom);
+
+    if (active < 0)
+        return virt_fail(err, -EIO, "cannot query domain %s", name);
+    if (!active)
+        return 0;
+    /* SAVE_RUNNING: a desktop paused when saved still comes back running. */
+    if (virDomainManagedSave(dom, VIR_DOMAIN_SAVE_RUNNING) == 0)
+        return 0;
+    if (!unsupported_flags_error())
+        return virt_fail(err, -EIO, "cannot save domain %s", name);
+    virResetLastError();
+    if (virDomainManagedSave(dom, 0) < 0)
+        return virt_fail(err, -EIO, "cannot save domain %s", name);
+    return 0;
+}
+
+int virt_desktop_suspend(struct virt *v, const char *name, struct virt_error *err)
+{
+    return domain_call(v, name, suspend_op, NULL, err);
+}
+
+static int set_owner_op(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                        struct virt_error *err)
+{
+    (void)v;
+    const char *owner = arg;
+    struct desktop_meta m;
+    unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
+    char *buf = NULL;
+    size_t len = 0;
+    _cleanup_(freep) char *xml = NULL;
+    FILE *f;
+    int r, active;
+
+    /* The persistent definition is the one that stays; rewrite it from its own fields. */
+    r = domain_meta(dom, name, VIR_DOMAIN_AFFECT_CONFIG, &m, err);
     if (r < 0)
         return r;
+    active = virDomainIsActive(dom);
+    if (active < 0)
+        return virt_fail(err, -EIO, "cannot query domain %s", name);
+    if (active)
+        flags |= VIR_DOMAIN_AFFECT_LIVE;
+
+    f = open_memstream(&buf, &len);
+    if (!f)
+        return -ENOMEM;
+    metadata_write(f, "", false, m.pool, owner, m.template_name, m.created);
+    r = memstream_finish(f, &buf, &xml);
+    if (r < 0)
+        return r;
+    if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, xml, VIRT_METADATA_PREFIX,
+                             VIRT_METADATA_URI, flags) < 0)
+        return virt_fail(err, -EIO, "cannot set owner of domain %s", name);
+    return 0;
+}
+
+int virt_desktop_set_owner(struct virt *v, const char *name, const char *owner,
+                           struct virt_error *err)
+{
+    if (!text_is_valid(owner, VIRT_META_MAX)) {
+        error_reset(err);
+        return set_error(err, -EINVAL, "invalid owner for %s", name ? name : "?");
+    }
+    return domain_call(v, name, set_owner_op, (void *)(owner ? owner : ""), err);
+}
+
+static int state_op(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                    struct virt_error *err)
+{
+    (void)v;
+    return domain_state(dom, name, arg, err);
+}
+
+int virt_desktop_state(struct virt *v, const char *name, enum virt_state *ret,
+                       struct virt_error *err)
+{
+    int r = domain_call(v, name, state_op, ret, err);
+    if (r == -ENOENT) {
+        error_reset(err);
+        *ret = VIRT_STATE_MISSING;
+        return 0;
+    }
+    return r;
+}
+
+static int open_display_op(struct virt *v, virDomainPtr dom, const char *name, void *arg,
+                           struct virt_error *err)
+{
+    (void)v;
+    int *ret_fd = arg;
+    int active, fd;
 
     active = virDomainIsActive(dom);
-    if (active <= 0) {
-        r = active < 0 ? virt_fail(err, -EIO, "cannot query domain %s", name)
-                       : virt_fail(err, -ENOTCONN, "domain %s is not running", name);
-        goto out;
-    }
+    if (active < 0)
+        return virt_fail(err, -EIO, "cannot query domain %s", name);
+    if (!active)
+        return set_error(err, -ENOTCONN, "domain %s is not running", name);
     fd = virDomainOpenGraphicsFD(dom, 0, VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH);
-    if (fd < 0) {
-        r = virt_fail(err, last_error_is(VIR_ERR_NO_SUPPORT) ? -EOPNOTSUPP : -EIO,
-                      "cannot open display of domain %s", name);
-        goto out;
-    }
+    if (fd < 0)
+        return virt_fail(err, -EIO, "cannot open display of domain %s", name);
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
-        r = virt_fail(err, -errno, "cannot set FD_CLOEXEC on display of %s", name);
+        int r = -errno;
         safe_close(fd);
-        goto out;
+        return set_error(err, r, "cannot set FD_CLOEXEC on display of %s", name);
     }
     *ret_fd = fd;
-out:
-    virDomainFree(dom);
-    return r;
+    return 0;
+}
+
+int virt_desktop_open_display(struct virt *v, const char *name, int *ret_fd, struct virt_error *err)
+{
+    return domain_call(v, name, open_display_op, ret_fd, err);
+}
+
+/* ---- the whole host ---- */
+
+static int info_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct virt_domain_info *)a)->name,
+                  ((const struct virt_domain_info *)b)->name);
+}
+
+/* Fills i from dom. 1 when dom is ours, 0 when not ours or gone meanwhile, -errno. */
+static int domain_info(virDomainPtr dom, struct virt_domain_info *i, struct virt_error *err)
+{
+    const char *name = virDomainGetName(dom);
+    struct desktop_meta m;
+    virDomainInfo di;
+    int r;
+
+    if (!name || strlen(name) >= sizeof(i->name))
+        return 0; /* never one of ours */
+    r = domain_meta(dom, name, 0, &m, err);
+    if (r == -EEXIST || r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    if (virDomainGetInfo(dom, &di) < 0) {
+        if (last_error_is(VIR_ERR_NO_DOMAIN)) {
+            virResetLastError();
+            return 0;
+        }
+        return virt_fail(err, -EIO, "cannot get info of domain %s", name);
+    }
+    r = domain_state(dom, name, &i->state, err);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    snprintf(i->name, sizeof(i->name), "%s", name);
+    snprintf(i->pool, sizeof(i->pool), "%s", m.pool);
+    snprintf(i->owner, sizeof(i->owner), "%s", m.owner);
+    snprintf(i->template_name, sizeof(i->template_name), "%s", m.template_name);
+    snprintf(i->created, sizeof(i->created), "%s", m.created);
+    i->vcpus = di.nrVirtCpu;
+    i->memory_mib = (int)(di.maxMem / 1024);
+    return 1;
+}
+
+int virt_list(struct virt *v, struct virt_domain_info **ret, size_t *ret_n, struct virt_error *err)
+{
+    virDomainPtr *doms = NULL;
+    struct virt_domain_info *infos;
+    size_t n = 0;
+    int count, r = 0;
+
+    error_reset(err);
+    count = virConnectListAllDomains(v->conn, &doms, 0);
+    if (count < 0)
+        return virt_fail(err, -EIO, "cannot list domains");
+    infos = calloc((size_t)count + 1, sizeof(*infos));
+    if (!infos)
+        r = -ENOMEM;
+    for (int i = 0; i < count; i++) {
+        if (r >= 0) {
+            r = domain_info(doms[i], &infos[n], err);
+            if (r > 0)
+                n++;
+        }
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    if (r < 0) {
+        free(infos);
+        return r;
+    }
+    qsort(infos, n, sizeof(*infos), info_cmp);
+    error_reset(err); /* domains that are not ours are no error */
+    *ret = infos;
+    *ret_n = n;
+    return 0;
+}
+
+int virt_host_capacity(struct virt *v, struct virt_host_capacity *ret, struct virt_error *err)
+{
+    virNodeInfo ni;
+
+    error_reset(err);
+    if (virNodeGetInfo(v->conn, &ni) < 0)
+        return virt_fail(err, -EIO, "cannot get host information");
+    ret->cpus = ni.cpus;
+    ret->memory_mib = (uint64_t)ni.memory / 1024;
+    return 0;
+}
+
+const char *virt_state_to_string(enum virt_state s)
+{
+    static const char *const names[] = {
+        [VIRT_STATE_MISSING] = "missing", [VIRT_STATE_SHUTOFF] = "shutoff",
+        [VIRT_STATE_SAVED] = "saved",     [VIRT_STATE_RUNNING] = "running",
+        [VIRT_STATE_PAUSED] = "paused",   [VIRT_STATE_OTHER] = "other",
+    };
+
+    if ((unsigned)s >= ARRAY_SIZE(names) || !names[s])
+        return "other";
+    return names[s];
 }

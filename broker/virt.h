@@ -163,7 +163,9 @@ int virt_list(struct virt *v, struct virt_domain_info **ret, size_t *ret_n,
               struct virt_error *err);
 int virt_host_capacity(struct virt *v, struct virt_host_capacity *ret, struct virt_error *err);
 
-/* Domain XML (pure; exposed for tests). disk_path: the overlay; console_dir: where the
- * serial log goes; virt_type "kvm"/"qemu". -EINVAL for missing fields. */
+/* Domain XML (exposed for tests; reads nothing but whether OVMF is installed).
+ * disk_path: the overlay; console_dir: where the serial log goes; virt_type "kvm"/"qemu"
+ * (Hyper-V enlightenments only with kvm: QEMU's TCG refuses vpindex/synic/stimer).
+ * -EINVAL for missing or bad fields, -ENOENT for UEFI without OVMF. */
 int virt_desktop_xml(const struct virt_desktop_spec *spec, const char *virt_type,
                      const char *disk_path, const char *console_dir, char **ret);
