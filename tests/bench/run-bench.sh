@@ -50,11 +50,13 @@ stats() {
 # cpu_ticks PID: "self children" CPU ticks (utime+stime, cutime+cstime) from /proc/PID/stat.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13, $14 + $15 }'; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
-console() { echo "$STATE/console/vdi-$1.log"; }
+# The dedicated pool "desktops" makes one desktop per user in login order.
+console() { case $1 in alice) n=0001 ;; *) n=0002 ;; esac; echo "$STATE/console/vdi-desktops-$n.log"; }
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 broker_start "$T/state" log_level=info
+pool_setup desktops --kind dedicated
 RSS_BROKER_IDLE=$(rss_kib "$BROKER_PID")
 
 # --- cold logins: the first login of a user defines and boots the VM -------------------
@@ -120,7 +122,7 @@ sleep 1
 SESSION_PID=$(pgrep -P "$BROKER_PID" -x vdi-session | head -n1)
 RSS_BROKER=$(rss_kib "$BROKER_PID")
 RSS_SESSION=$( [ -n "$SESSION_PID" ] && rss_kib "$SESSION_PID")
-QEMU_PID=$(cat "$STATE/libvirt/run/qemu/"*alice*.pid 2>/dev/null | head -n1)
+QEMU_PID=$(cat "$STATE/libvirt/run/qemu/"*desktops-0001*.pid 2>/dev/null | head -n1)
 RSS_QEMU=$( [ -n "$QEMU_PID" ] && rss_kib "$QEMU_PID")
 wait "$hold_pid"
 
@@ -161,7 +163,7 @@ mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f", k / 1024 }'; }
 row "RSS vdi-broker, idle before any login" "$(mib "$RSS_BROKER_IDLE")" "" "" ""
 row "RSS vdi-broker, 2 VMs, 1 client connected" "$(mib "$RSS_BROKER")" "" "" ""
 row "RSS vdi-session (pid $SESSION_PID), client connected" "$(mib "$RSS_SESSION")" "" "" ""
-row "RSS qemu vdi-alice (128 MiB guest, TCG), for reference" "$(mib "$RSS_QEMU")" "" "" ""
+row "RSS qemu of alice's desktop (128 MiB guest, TCG), for reference" "$(mib "$RSS_QEMU")" "" "" ""
 echo "CPU ticks are ${CLK_TCK} Hz: per-login CPU resolution $(awk -v n="$N_HS" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", 1000 / hz / n }') ms"
 
 broker_stop || fail "broker stops"
