@@ -130,9 +130,9 @@ static void test_every_key_parses(void **state)
         assert_int_equal(broker_config_ratio(c.cpu_overcommit, &ratio), 0);
         assert_true(ratio > 2.49 && ratio < 2.51);
     }
-    free(uri);
     assert_int_equal(broker_config_database(&c, &uri), 0);
     assert_string_equal(uri, "sqlite:/srv/vdi/state.db");
+    free(uri);
     assert_int_equal(broker_config_libvirt_uri(&c, &uri), 0);
     assert_string_equal(uri, "qemu:///system");
     free(uri);

@@ -917,7 +917,7 @@ static void *worker_run(void *arg)
         continue;
     bad:
         w->unexpected = r ? r : -1;
-        snprintf(w->what, sizeof(w->what), "step %d: %d %s", i, r, err.message);
+        snprintf(w->what, sizeof(w->what), "step %d: %d %.200s", i, r, err.message);
     }
     return NULL;
 }
