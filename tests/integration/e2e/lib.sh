@@ -131,7 +131,7 @@ broker_start() {
     # dies in its first PAM call); pam_wrapper 1.1.4 reads the switch under uid_wrapper's
     # name, later versions under their own.
     LD_PRELOAD="$PAM_WRAPPER_LIB $NSS_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$T/pam \
-        NSS_WRAPPER_PASSWD=$T/nss-passwd NSS_WRAPPER_GROUP=$T/nss-group \
+        NSS_WRAPPER_PASSWD=$T/nss-passwd NSS_WRAPPER_GROUP=$T/nss-group NSS_WRAPPER_DISABLE_DEEPBIND=1 \
         PAM_WRAPPER_DISABLE_DEEPBIND=1 UID_WRAPPER_DISABLE_DEEPBIND=1 \
         ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
@@ -288,4 +288,37 @@ e2e_end() {
     say "== $E2E_NAME: $((E2E_CHECKS - E2E_FAILS))/$E2E_CHECKS checks passed in ${SECONDS}s"
     [ "$E2E_FAILS" -eq 0 ]
     exit $?
+}
+
+# ---- pools, reconciliation and vdictl tests (test-pools.sh, test-reconcile.sh,
+# test-vdictl.sh) ----
+
+# need_jq: the tests that read vdictl --json use jq (Debian package jq).
+need_jq() { command -v jq >/dev/null || abort "prerequisites" "jq is not installed (apt-get install jq)"; }
+
+# poll_until SECONDS CMD...: runs CMD every 0.5 s until it succeeds; fails after SECONDS.
+poll_until() {
+    local limit=$1 i
+    shift
+    for ((i = 0; i < limit * 2; i++)); do
+        "$@" && return 0
+        sleep 0.5
+    done
+    "$@"
+}
+
+# desktop_field DESKTOP FIELD: one field of `vdictl desktop show --json` ("" on error).
+desktop_field() { vdictl_admin --json desktop show "$1" | jq -r ".$2 // empty" 2>/dev/null; }
+
+# console_log DESKTOP: the desktop's serial log.
+console_log() { echo "$STATE/console/$1.log"; }
+
+# console_rotate DESKTOP: moves the serial log aside (only while the VM is off), so that
+# waiting for "vdi-demo: ready" after the next start sees only the new boot.
+console_rotate() { [ ! -f "$(console_log "$1")" ] || mv -f "$(console_log "$1")" "$(console_log "$1").old"; }
+
+# vms_destroy: destroys the domains of $STATE (no broker may hold it).
+vms_destroy() {
+    local d
+    for d in $(virsh_e list --name); do virsh_e destroy "$d" >/dev/null; done
 }
