@@ -33,6 +33,7 @@
 #include "api-internal.h"
 #include "auth.h"
 #include "groups.h"
+#include "listener.h"
 #include "log.h"
 #include "util.h"
 
@@ -1033,52 +1034,6 @@ static int read_pem(const char *path, char **ret)
     return 0;
 }
 
-/* A listening TCP socket of our own, so that a taken port is reported as such (and
- * without SO_REUSEPORT, which would let a second broker share the port). */
-static int listen_on(const char *address, int port, uint16_t *ret_port)
-{
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } sa = {0};
-    socklen_t len;
-    int one = 1, zero = 0;
-
-    if (port < 0 || port > 65535)
-        return -EINVAL;
-    if (inet_pton(AF_INET, address, &sa.in.sin_addr) == 1) {
-        sa.in.sin_family = AF_INET;
-        sa.in.sin_port = htons((uint16_t)port);
-        len = sizeof(sa.in);
-    } else if (inet_pton(AF_INET6, address, &sa.in6.sin6_addr) == 1) {
-        sa.in6.sin6_family = AF_INET6;
-        sa.in6.sin6_port = htons((uint16_t)port);
-        len = sizeof(sa.in6);
-    } else
-        return -EINVAL;
-
-    _cleanup_(closep) int fd =
-        socket(sa.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-        return -errno;
-    /* "::" takes IPv4 too, like the VNC listener */
-    if (sa.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&sa.in6.sin6_addr) &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
-        return -errno;
-    if (bind(fd, &sa.sa, len) < 0)
-        return errno == EADDRNOTAVAIL ? -EINVAL : -errno;
-    if (listen(fd, SOMAXCONN) < 0)
-        return -errno;
-    len = sizeof(sa);
-    if (getsockname(fd, &sa.sa, &len) < 0)
-        return -errno;
-    *ret_port = ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
-    return TAKE_FD(fd);
-}
-
 static void api_stopp(struct api **a)
 {
     api_stop(*a);
@@ -1122,8 +1077,12 @@ int api_start(const struct api_options *o, struct api **ret, uint16_t *ret_port)
         return log_error_errno(r == -EINVAL || r == -ENOMEM ? r : -EIO,
                                "admin api: cannot read key %s: %s", o->key_file, strerror(-r));
 
-    int fd = listen_on(o->address, o->port, &port);
+    /* A listening socket of our own, so that a taken port is reported as such (and
+     * without SO_REUSEPORT, which would let a second broker share the port). */
+    int fd = listener_open(o->address, o->port, &port);
     if (fd < 0) {
+        if (fd == -EADDRNOTAVAIL) /* not an address of this host */
+            fd = -EINVAL;
         if (fd != -EADDRINUSE && fd != -EINVAL)
             fd = -EIO;
         return log_error_errno(fd, "admin api: cannot listen on %s port %d", o->address, o->port);

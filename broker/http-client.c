@@ -7,8 +7,6 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,7 +15,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "log.h"
+#include "net.h"
 #include "tls.h"
 #include "util.h"
 
@@ -109,54 +107,14 @@ int http_parse_url(const char *url, struct http_target *ret)
 
 /* ---- TCP ----------------------------------------------------------------------------- */
 
-static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms)
-{
-    _cleanup_(closep) int fd =
-        socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        if (errno != EINPROGRESS)
-            return -errno;
-        int r = fd_wait(fd, POLLOUT, deadline_ms);
-        if (r < 0)
-            return r;
-        int e = 0;
-        socklen_t len = sizeof(e);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
-            return -errno;
-        if (e != 0)
-            return -e;
-    }
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return TAKE_FD(fd);
-}
-
 static int tcp_connect(const struct http_target *t, uint64_t deadline_ms, char *err,
                        size_t err_size)
 {
-    char service[8];
-    snprintf(service, sizeof(service), "%d", t->port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-        .ai_flags = AI_NUMERICSERV,
-    };
-    struct addrinfo *res = NULL;
-    int g = getaddrinfo(t->host, service, &hints, &res);
-    if (g != 0)
+    int gai_error = 0;
+    int r = net_connect(t->host, t->port, deadline_ms, &gai_error);
+    if (gai_error != 0)
         return fail(err, err_size, -EHOSTUNREACH, "cannot resolve %s: %s", t->host,
-                    g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
-    int r = -EHOSTUNREACH;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        r = connect_one(ai, deadline_ms);
-        if (r >= 0 || r == -ETIMEDOUT)
-            break;
-        log_debug("connect to %s port %d (family %d) failed: %s", t->host, t->port, ai->ai_family,
-                  strerror(-r));
-    }
-    freeaddrinfo(res);
+                    gai_error == EAI_SYSTEM ? strerror(-r) : gai_strerror(gai_error));
     if (r == -ETIMEDOUT)
         return fail(err, err_size, r, "cannot connect to %s port %d: timed out", t->host, t->port);
     if (r < 0)

@@ -1,12 +1,13 @@
 #pragma once
-/* The client-facing TCP socket of the broker. */
+/* The broker's listening TCP sockets: the client-facing one and the admin API's. */
 #include <stddef.h>
 #include <stdint.h>
 
 #define LISTENER_ADDRESS_MAX 64
 
 /* Binds and listens on a numeric address ("::" also takes IPv4) and port (0 = any).
- * *ret_port receives the bound port. Returns fd (O_CLOEXEC|O_NONBLOCK) or -errno. */
+ * *ret_port receives the bound port. SO_REUSEADDR but never SO_REUSEPORT: a second broker
+ * on the same port gets -EADDRINUSE. Returns fd (O_CLOEXEC|O_NONBLOCK) or -errno. */
 int listener_open(const char *address, int port, uint16_t *ret_port);
 /* Accepts one connection: fd (O_CLOEXEC|O_NONBLOCK) and the peer's numeric address
  * (IPv4-mapped IPv6 shown as IPv4). Returns fd, -EAGAIN when none is waiting, -errno. */

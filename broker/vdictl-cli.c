@@ -6,17 +6,16 @@
 #include <json-c/json.h>
 #include <math.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "tty.h"
 #include "util.h"
 
 #define DAY_SECONDS (24 * 3600)
@@ -1600,81 +1599,6 @@ int vdictl_print_response(const struct vdictl_request *r, const struct http_resp
 
 /* ---- credentials ----------------------------------------------------------------------- */
 
-static int saved_tty_fd = -1;
-static struct termios saved_tty;
-static const int tty_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP};
-
-static void restore_tty_and_reraise(int sig)
-{
-    if (saved_tty_fd >= 0)
-        tcsetattr(saved_tty_fd, TCSAFLUSH, &saved_tty);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* Asks on /dev/tty with echo off. Returns 0, -ENXIO without a terminal, -E2BIG, -EPIPE. */
-static int password_prompt(const char *prompt, char **ret)
-{
-    _cleanup_(closep) int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return -ENXIO;
-    struct termios t;
-    if (tcgetattr(fd, &t) < 0)
-        return -ENXIO;
-    _cleanup_(secret_freep) char *buf = calloc(1, VDICTL_MAX_PASSWORD + 1);
-    if (!buf)
-        return -ENOMEM;
-
-    struct sigaction old[ARRAY_SIZE(tty_signals)];
-    struct sigaction sa = {.sa_handler = restore_tty_and_reraise};
-    sigemptyset(&sa.sa_mask);
-    saved_tty = t;
-    saved_tty_fd = fd;
-    for (size_t i = 0; i < ARRAY_SIZE(tty_signals); i++)
-        sigaction(tty_signals[i], &sa, &old[i]);
-    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-    t.c_lflag |= ICANON;
-    int r = tcsetattr(fd, TCSAFLUSH, &t) < 0 ? -errno : 0;
-    if (r >= 0)
-        r = fd_write_full(fd, prompt, strlen(prompt), now_ms() + 5000);
-    size_t len = 0;
-    bool too_long = false, eof = false;
-    while (r >= 0) {
-        char c;
-        ssize_t n = read(fd, &c, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            r = -errno;
-            break;
-        }
-        if (n == 0) {
-            eof = true;
-            break;
-        }
-        if (c == '\n' || c == '\r')
-            break;
-        if (len < VDICTL_MAX_PASSWORD)
-            buf[len++] = c;
-        else
-            too_long = true;
-        c = 0;
-    }
-    tcsetattr(fd, TCSAFLUSH, &saved_tty);
-    saved_tty_fd = -1;
-    for (size_t i = 0; i < ARRAY_SIZE(tty_signals); i++)
-        sigaction(tty_signals[i], &old[i], NULL);
-    (void)fd_write_full(fd, "\n", 1, now_ms() + 1000);
-    if (r < 0)
-        return r;
-    if (too_long)
-        return -E2BIG;
-    if (eof && len == 0)
-        return -EPIPE;
-    *ret = TAKE_PTR(buf);
-    return 0;
-}
-
 /* The first line of path. Returns 0, -E2BIG, -ENODATA (empty), -errno. */
 static int password_from_file(const char *path, FILE *err, char **ret)
 {
@@ -1739,7 +1663,7 @@ static int get_password(const char *file, const char *user, FILE *err, char **re
     _cleanup_(freep) char *clean = sanitize(user, 64, NULL);
     char prompt[128];
     snprintf(prompt, sizeof(prompt), "Password for %s: ", clean ? clean : "");
-    r = password_prompt(prompt, ret);
+    r = tty_read_line(prompt, false, VDICTL_MAX_PASSWORD, ret);
     if (r == -ENXIO)
         fprintf(err, "vdictl: no password: give --password-file, set VDI_PASSWORD, or run on a "
                      "terminal\n");

@@ -25,6 +25,7 @@
 #include "proto.h"
 #include "relay.h"
 #include "tls.h"
+#include "tty.h"
 #include "util.h"
 #include "viewer.h"
 #include "vnc.h"
@@ -46,7 +47,7 @@ static int get_user(const struct client_options *o, char **ret)
         return *ret ? 0 : -ENOMEM;
     }
     _cleanup_(freep) char *user = NULL;
-    int r = prompt_line("Username: ", true, PROTO_MAX_USERNAME, &user);
+    int r = tty_read_line("Username: ", true, PROTO_MAX_USERNAME, &user);
     if (r == -ENXIO) {
         say("no --user given and no terminal to ask on");
         return -EINVAL;
@@ -92,7 +93,7 @@ static int get_password(const struct client_options *o, const char *user, char *
     }
     char prompt[PROTO_MAX_USERNAME + 32];
     snprintf(prompt, sizeof(prompt), "Password for %s: ", user);
-    r = prompt_line(prompt, false, PROTO_MAX_PASSWORD, ret);
+    r = tty_read_line(prompt, false, PROTO_MAX_PASSWORD, ret);
     if (r == -ENXIO) {
         say("no password: give --password-file, set VDI_PASSWORD, or run on a terminal");
         return -EINVAL;

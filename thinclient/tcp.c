@@ -1,14 +1,12 @@
 #include "tcp.h"
 
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "log.h"
+#include "net.h"
 #include "util.h"
 
 static int parse_port(const char *s, int *port)
@@ -66,68 +64,24 @@ int tcp_parse_target(const char *text, char **ret_host, int *port)
     return 0;
 }
 
-static void socket_tune(int fd)
+/* Keepalive probes that notice a dead peer in about a minute. */
+static void socket_keepalive(int fd)
 {
     int one = 1, idle = 30, intvl = 10, cnt = 3;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-static int connect_one(const struct addrinfo *ai, uint64_t deadline_ms)
+int tcp_connect(const char *host, int port, uint64_t deadline_ms, int *gai_error)
 {
-    _cleanup_(closep) int fd =
-        socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    _cleanup_(closep) int fd = net_connect(host, port, deadline_ms, gai_error);
     if (fd < 0)
-        return -errno;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        if (errno != EINPROGRESS)
-            return -errno;
-        int r = fd_wait(fd, POLLOUT, deadline_ms);
-        if (r < 0)
-            return r;
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            return -errno;
-        if (err != 0)
-            return -err;
-    }
+        return fd;
     int r = fd_set_nonblock(fd, false);
     if (r < 0)
         return r;
-    socket_tune(fd);
+    socket_keepalive(fd);
     return TAKE_FD(fd);
-}
-
-int tcp_connect(const char *host, int port, uint64_t deadline_ms, int *gai_error)
-{
-    char service[8];
-    snprintf(service, sizeof(service), "%d", port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-        .ai_flags = AI_NUMERICSERV,
-    };
-    struct addrinfo *res = NULL;
-    *gai_error = 0;
-    int g = getaddrinfo(host, service, &hints, &res);
-    if (g != 0) {
-        *gai_error = g;
-        return g == EAI_SYSTEM ? -errno : -ENXIO;
-    }
-    int r = -EHOSTUNREACH;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        r = connect_one(ai, deadline_ms);
-        if (r >= 0)
-            break;
-        log_debug("connect to %s port %d (family %d) failed: %s", host, port, ai->ai_family,
-                  strerror(-r));
-        if (r == -ETIMEDOUT)
-            break;
-    }
-    freeaddrinfo(res);
-    return r;
 }
