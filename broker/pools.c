@@ -899,6 +899,9 @@ void pools_session_end(struct pools *p, uint64_t session_id)
         desktop_logoff(p, c.desktop);
 }
 
+static const struct virt_domain_info *find_domain(const struct virt_domain_info *doms, size_t n,
+                                                  const char *name);
+
 /* ---- spares ---- */
 
 /* Free READY desktops of a pool: how many run, and the names of those that do not. */
@@ -1008,6 +1011,27 @@ static void maintain_pool(struct pools *p, const struct store_pool *pool)
     free(off);
 }
 
+/* Desktops that stopped by themselves (guest power-off, crash) stop counting as running.
+ * Until libvirt's lifecycle events drive this, the end is noticed at the next round, so
+ * a running interval can be up to spare_check_interval_s too long. */
+static void usage_sync(struct pools *p)
+{
+    struct store_desktop *ds = NULL;
+    struct virt_domain_info *doms = NULL;
+    struct virt_error verr = {""};
+    size_t n = 0, n_doms = 0;
+
+    if (store_desktop_list(p->store, NULL, &ds, &n) == 0 &&
+        virt_list(p->virt, &doms, &n_doms, &verr) == 0)
+        for (size_t i = 0; i < n; i++) {
+            const struct virt_domain_info *dom = find_domain(doms, n_doms, ds[i].name);
+            if (!dom || dom->state == VIRT_STATE_SHUTOFF || dom->state == VIRT_STATE_SAVED)
+                usage_running_end(p, ds[i].name);
+        }
+    free(ds);
+    free(doms);
+}
+
 void pools_maintain(struct pools *p)
 {
     struct store_pool *pools = NULL;
@@ -1015,6 +1039,7 @@ void pools_maintain(struct pools *p)
 
     if (atomic_exchange(&p->maintaining, true))
         return; /* one round at a time */
+    usage_sync(p);
     if (store_pool_list(p->store, &pools, &n) == 0)
         for (size_t i = 0; i < n; i++)
             maintain_pool(p, &pools[i]);
