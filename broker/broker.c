@@ -787,6 +787,7 @@ int broker_run(const struct broker_context *ctx)
     if (r < 0)
         return r;
     l.sessions = sessions;
+    session_registry_set_next_id(sessions, ctx->first_session_id);
     r = workers_new((unsigned)ctx->config->worker_threads, "vdi-auth", &l.auth_workers);
     if (r >= 0)
         r = workers_new((unsigned)ctx->config->worker_threads, "vdi-desktop", &l.desktop_workers);

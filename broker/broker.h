@@ -27,6 +27,7 @@ struct broker_context {
     struct broker_inbox *inbox;
     int listen_fd; /* non-blocking; owned by the caller */
     int signal_fd; /* signalfd for SIGTERM, SIGINT, SIGCHLD, SIGHUP */
+    uint64_t first_session_id; /* after the highest id in the store; 0 = 1 */
 };
 
 /* Runs until SIGTERM or SIGINT, then tells sessions, joins the workers and returns 0

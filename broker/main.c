@@ -309,6 +309,9 @@ static int run(int argc, char **argv)
         .login_timeout_s = cfg.login_timeout_s,
         .log_level = cfg.log_level,
     };
+    uint64_t last_session_id = 0;
+    if (store_session_max_id(store, &last_session_id) < 0)
+        log_warning("cannot read the last session id; ids may repeat those of earlier runs");
     r = broker_inbox_new(&inbox);
     if (r < 0) {
         log_error_errno(r, "cannot set up the admin request queue");
@@ -321,6 +324,7 @@ static int run(int argc, char **argv)
         .inbox = inbox,
         .listen_fd = listen_fd,
         .signal_fd = signal_fd,
+        .first_session_id = last_session_id + 1,
     };
     if (cfg.admin_address[0]) {
         struct api_options aopts = {

@@ -1236,6 +1236,18 @@ int pools_reconcile(struct pools *p)
         if (!known)
             reconcile_stray_domain(p, &doms[i]);
     }
+    /* Again: rolling back and resetting above removed or replaced some. */
+    for (size_t i = 0; i < n_overlays; i++)
+        free(overlays[i]);
+    free(overlays);
+    overlays = NULL;
+    n_overlays = 0;
+    free(doms);
+    doms = NULL;
+    n_doms = 0;
+    if (virt_overlay_list(p->virt, &overlays, &n_overlays, &verr) < 0 ||
+        virt_list(p->virt, &doms, &n_doms, &verr) < 0)
+        log_warning("reconcile: cannot list disks and domains again: %s", verr.message);
     for (size_t i = 0; i < n_overlays; i++) {
         struct store_desktop d;
         if (find_domain(doms, n_doms, overlays[i]) ||
@@ -1283,7 +1295,7 @@ static int store_fail(struct pools_error *err, int r, const char *what, const ch
         snprintf(text, sizeof(text), "No such %s '%s'", what, name);
         break;
     case -EEXIST:
-        snprintf(text, sizeof(text), "A %s named '%s' exists already", what, name);
+        snprintf(text, sizeof(text), "The %s '%s' exists already", what, name);
         break;
     case -EBUSY:
         snprintf(text, sizeof(text), "The %s '%s' is in use", what, name);
@@ -1395,6 +1407,7 @@ int pools_pool_update(struct pools *p, const struct store_pool *pool, struct poo
 int pools_pool_delete(struct pools *p, const char *name, struct pools_error *err)
 {
     struct store_desktop *ds = NULL;
+    struct store_pool pool;
     size_t n = 0;
     int r = store_desktop_list(p->store, name, &ds, &n);
 
@@ -1409,6 +1422,12 @@ int pools_pool_delete(struct pools *p, const char *name, struct pools_error *err
             free(ds);
             return -EBUSY;
         }
+    /* No new spares while its desktops go: maintenance would make them as fast as we
+     * delete them. */
+    if (store_pool_get(p->store, name, &pool) == 0 && pool.min_spare > 0) {
+        pool.min_spare = 0;
+        r = store_pool_update(p->store, &pool);
+    }
     for (size_t i = 0; i < n && r == 0; i++) {
         struct busy_name node;
         struct store_desktop d;

@@ -1683,10 +1683,29 @@ static int state_op(struct virt *v, virDomainPtr dom, const char *name, void *ar
     return domain_state(dom, name, arg, err);
 }
 
+/* A read-only look at one of our domains, without waiting for the name's lock: a state
+ * query must not wait for a shutdown of the same desktop (seconds) in another thread. */
+static int domain_peek(struct virt *v, const char *name, domain_op op, void *arg,
+                       struct virt_error *err)
+{
+    virDomainPtr dom = NULL;
+    int r;
+
+    error_reset(err);
+    if (!name_is_valid(name))
+        return set_error(err, -EINVAL, "invalid desktop name");
+    r = domain_lookup(v, name, &dom, err);
+    if (r == 0) {
+        r = op(v, dom, name, arg, err);
+        virDomainFree(dom);
+    }
+    return r;
+}
+
 int virt_desktop_state(struct virt *v, const char *name, enum virt_state *ret,
                        struct virt_error *err)
 {
-    int r = domain_call(v, name, state_op, ret, err);
+    int r = domain_peek(v, name, state_op, ret, err);
     if (r == -ENOENT) {
         error_reset(err);
         *ret = VIRT_STATE_MISSING;

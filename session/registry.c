@@ -77,6 +77,12 @@ int session_registry_new(struct session_registry **ret)
     return 0;
 }
 
+void session_registry_set_next_id(struct session_registry *r, uint64_t first_id)
+{
+    if (first_id > 0)
+        r->next_id = first_id;
+}
+
 static void session_free(struct session *s)
 {
     if (!s)

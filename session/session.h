@@ -63,6 +63,9 @@ void session_close_control(struct session *s);
 struct session_registry;
 
 int session_registry_new(struct session_registry **ret);
+/* Ids continue from first_id (> 0): the broker starts after the highest id it ever
+ * recorded, so ids stay unique across restarts (the store keys sessions by id). */
+void session_registry_set_next_id(struct session_registry *r, uint64_t first_id);
 /* Frees every record and closes their control fds; does not signal processes. NULL ok. */
 void session_registry_free(struct session_registry *r);
 static inline void session_registry_freep(struct session_registry **r)

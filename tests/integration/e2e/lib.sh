@@ -127,6 +127,7 @@ broker_start() {
     local sets=() kv
     for kv in "$@"; do sets+=(--set "$kv"); done
     BROKER_LOG=$T/logs/broker-$(basename "$STATE").log
+    : >"$BROKER_LOG" # a restart on the same state dir must not read the last run's lines
     # pam_wrapper dlopen()s libpam with RTLD_DEEPBIND, which ASan refuses (the broker
     # dies in its first PAM call); pam_wrapper 1.1.4 reads the switch under uid_wrapper's
     # name, later versions under their own.
@@ -163,7 +164,7 @@ vdictl_as() {
     local user=$1
     shift
     [ -x "$VDICTL" ] || abort "prerequisites" "$VDICTL is not built"
-    password "$user" >"$T/pw-$user"
+    (umask 077 && password "$user" >"$T/pw-$user")
     "$VDICTL" --url "$ADMIN_URL" --ca-file "$CA" --user "$user" --password-file "$T/pw-$user" \
         "$@" 2>>"$T/logs/vdictl.log"
 }
@@ -297,6 +298,7 @@ e2e_end() {
 need_jq() { command -v jq >/dev/null || abort "prerequisites" "jq is not installed (apt-get install jq)"; }
 
 # poll_until SECONDS CMD...: runs CMD every 0.5 s until it succeeds; fails after SECONDS.
+# CMD's arguments are expanded once, by the caller: poll a function, not "$(...)".
 poll_until() {
     local limit=$1 i
     shift
