@@ -904,40 +904,30 @@ static const struct virt_domain_info *find_domain(const struct virt_domain_info 
 
 /* ---- spares ---- */
 
-/* Free READY desktops of a pool: how many run, and the names of those that do not. */
-static int spares_survey(struct pools *p, const char *pool, int *ret_running,
-                         struct store_desktop **ret_off, size_t *ret_n_off, size_t *ret_total)
+/* Free READY desktops of a pool: how many run (per doms, this round's listing), and
+ * those that do not. */
+static int spares_survey(struct pools *p, const char *pool, const struct virt_domain_info *doms,
+                         size_t n_doms, int *ret_running, struct store_desktop **ret_off,
+                         size_t *ret_n_off)
 {
     struct store_desktop *ds = NULL;
-    struct virt_domain_info *doms = NULL;
-    struct virt_error verr = {""};
-    size_t n = 0, n_doms = 0, n_off = 0;
+    size_t n = 0, n_off = 0;
     int r = store_desktop_list(p->store, pool, &ds, &n);
 
     if (r < 0)
         return r;
-    r = virt_list(p->virt, &doms, &n_doms, &verr);
-    if (r < 0) {
-        free(ds);
-        return r;
-    }
     *ret_running = 0;
     for (size_t i = 0; i < n; i++) {
-        bool running = false;
+        const struct virt_domain_info *dom = find_domain(doms, n_doms, ds[i].name);
         if (ds[i].owner[0] || ds[i].state != STORE_DESKTOP_READY)
             continue;
-        for (size_t k = 0; k < n_doms; k++)
-            if (streq(doms[k].name, ds[i].name))
-                running = doms[k].state == VIRT_STATE_RUNNING;
-        if (running)
+        if (dom && dom->state == VIRT_STATE_RUNNING)
             (*ret_running)++;
         else
             ds[n_off++] = ds[i]; /* compacts in place: n_off <= i */
     }
-    free(doms);
     *ret_off = ds;
     *ret_n_off = n_off;
-    *ret_total = n;
     return 0;
 }
 
@@ -981,17 +971,18 @@ static int spare_add(struct pools *p, const struct recipe *rc, const struct stor
     return r;
 }
 
-static void maintain_pool(struct pools *p, const struct store_pool *pool)
+static void maintain_pool(struct pools *p, const struct store_pool *pool,
+                          const struct virt_domain_info *doms, size_t n_doms)
 {
     struct pools_error err = {"", ""};
     struct store_desktop *off = NULL;
-    size_t n_off = 0, total = 0;
+    size_t n_off = 0;
     struct recipe rc;
     int running = 0, r;
 
     if (pool->min_spare == 0)
         return;
-    if (spares_survey(p, pool->name, &running, &off, &n_off, &total) < 0)
+    if (spares_survey(p, pool->name, doms, n_doms, &running, &off, &n_off) < 0)
         return;
     if (running < pool->min_spare && recipe_load(p, pool->name, &rc, &err) < 0) {
         log_warning("pool %s: cannot make spares: %s", pool->name, err.log);
@@ -1014,36 +1005,40 @@ static void maintain_pool(struct pools *p, const struct store_pool *pool)
 /* Desktops that stopped by themselves (guest power-off, crash) stop counting as running.
  * Until libvirt's lifecycle events drive this, the end is noticed at the next round, so
  * a running interval can be up to spare_check_interval_s too long. */
-static void usage_sync(struct pools *p)
+static void usage_sync(struct pools *p, const struct virt_domain_info *doms, size_t n_doms)
 {
     struct store_desktop *ds = NULL;
-    struct virt_domain_info *doms = NULL;
-    struct virt_error verr = {""};
-    size_t n = 0, n_doms = 0;
+    size_t n = 0;
 
-    if (store_desktop_list(p->store, NULL, &ds, &n) == 0 &&
-        virt_list(p->virt, &doms, &n_doms, &verr) == 0)
+    if (store_desktop_list(p->store, NULL, &ds, &n) == 0)
         for (size_t i = 0; i < n; i++) {
             const struct virt_domain_info *dom = find_domain(doms, n_doms, ds[i].name);
             if (!dom || dom->state == VIRT_STATE_SHUTOFF || dom->state == VIRT_STATE_SAVED)
                 usage_running_end(p, ds[i].name);
         }
     free(ds);
-    free(doms);
 }
 
 void pools_maintain(struct pools *p)
 {
     struct store_pool *pools = NULL;
-    size_t n = 0;
+    struct virt_domain_info *doms = NULL;
+    struct virt_error verr = {""};
+    size_t n = 0, n_doms = 0;
 
     if (atomic_exchange(&p->maintaining, true))
         return; /* one round at a time */
-    usage_sync(p);
-    if (store_pool_list(p->store, &pools, &n) == 0)
-        for (size_t i = 0; i < n; i++)
-            maintain_pool(p, &pools[i]);
+    /* One listing of libvirt per round, shared by every pool. */
+    if (virt_list(p->virt, &doms, &n_doms, &verr) < 0)
+        log_warning("maintenance: cannot list desktops: %s", verr.message);
+    else {
+        usage_sync(p, doms, n_doms);
+        if (store_pool_list(p->store, &pools, &n) == 0)
+            for (size_t i = 0; i < n; i++)
+                maintain_pool(p, &pools[i], doms, n_doms);
+    }
     free(pools);
+    free(doms);
     atomic_store(&p->maintaining, false);
 }
 
