@@ -566,6 +566,9 @@ static int desktop_change_owner(struct pools *p, struct store_desktop *d,
     return 0;
 }
 
+static const struct virt_domain_info *find_domain(const struct virt_domain_info *doms, size_t n,
+                                                  const char *name);
+
 /* ---- logins ---- */
 
 int pools_parse_login(const char *login, char user[STORE_NAME_MAX + 1],
@@ -646,15 +649,15 @@ int pools_choose(struct pools *p, const char *user, const char *wanted,
     return r;
 }
 
-/* Under p->lock: the user's desktop in the pool, else a free one (running first), which
- * becomes the user's. *ret_mine says the user already had it. -EAGAIN: none. */
+/* Under p->lock: the user's desktop in the pool, else a free one (running first, per
+ * doms, listed before the lock), which becomes the user's. *ret_mine says the user
+ * already had it. -EAGAIN: none. */
 static int claim_choose_locked(struct pools *p, const struct store_pool *pool, const char *user,
+                               const struct virt_domain_info *doms, size_t n_doms,
                                struct store_desktop *ret, bool *ret_mine, size_t *ret_total)
 {
     struct store_desktop *ds = NULL;
-    struct virt_domain_info *doms = NULL;
-    struct virt_error verr = {""};
-    size_t n = 0, n_doms = 0;
+    size_t n = 0;
     ssize_t free_any = -1, free_running = -1;
     int r = store_desktop_list(p->store, pool->name, &ds, &n);
 
@@ -668,17 +671,15 @@ static int claim_choose_locked(struct pools *p, const struct store_pool *pool, c
             free(ds);
             return 0;
         }
-    (void)virt_list(p->virt, &doms, &n_doms, &verr);
     for (size_t i = 0; i < n; i++) {
+        const struct virt_domain_info *dom = find_domain(doms, n_doms, ds[i].name);
         if (ds[i].owner[0] || ds[i].state != STORE_DESKTOP_READY)
             continue;
         if (free_any < 0)
             free_any = (ssize_t)i;
-        for (size_t k = 0; k < n_doms && free_running < 0; k++)
-            if (streq(doms[k].name, ds[i].name) && doms[k].state == VIRT_STATE_RUNNING)
-                free_running = (ssize_t)i;
+        if (free_running < 0 && dom && dom->state == VIRT_STATE_RUNNING)
+            free_running = (ssize_t)i;
     }
-    free(doms);
     if (free_running >= 0)
         free_any = free_running;
     r = -EAGAIN;
@@ -700,7 +701,9 @@ int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret
     struct store_desktop d;
     struct busy_name node;
     struct recipe rc;
-    size_t total = 0;
+    _cleanup_(freep) struct virt_domain_info *doms = NULL;
+    struct virt_error verr = {""};
+    size_t total = 0, n_doms = 0;
     bool mine, made;
     int r, attempts = 0;
 
@@ -713,8 +716,13 @@ int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret
 
 again:
     mine = made = false;
+    /* libvirt is asked before p->lock is taken: that lock is never held across libvirt. */
+    free(doms);
+    doms = NULL;
+    n_doms = 0;
+    (void)virt_list(p->virt, &doms, &n_doms, &verr);
     pthread_mutex_lock(&p->lock);
-    r = claim_choose_locked(p, &rc.pool, user, &d, &mine, &total);
+    r = claim_choose_locked(p, &rc.pool, user, doms, n_doms, &d, &mine, &total);
     if (r == -EAGAIN && total < (size_t)rc.pool.max_desktops) {
         r = desktop_reserve_locked(p, &rc, user, &d, &node, err);
         pthread_mutex_unlock(&p->lock);
@@ -759,7 +767,6 @@ again:
         return r;
     }
     if (!mine) {
-        struct virt_error verr = {""};
         enum virt_state state;
 
         /* Was a free desktop: the metadata and the usage now name the user. */
@@ -898,9 +905,6 @@ void pools_session_end(struct pools *p, uint64_t session_id)
     if (left == 0)
         desktop_logoff(p, c.desktop);
 }
-
-static const struct virt_domain_info *find_domain(const struct virt_domain_info *doms, size_t n,
-                                                  const char *name);
 
 /* ---- spares ---- */
 
