@@ -72,6 +72,12 @@ static const char *api_logoff_name(int v)
     return v >= 0 && v <= STORE_LOGOFF_RESET ? store_logoff_to_string((enum store_logoff)v) : NULL;
 }
 
+static const char *api_stop_action_name(int v)
+{
+    return v >= 0 && v <= STORE_STOP_RESET ? store_stop_action_to_string((enum store_stop_action)v)
+                                           : NULL;
+}
+
 static const char *api_entitlement_kind_name(int v)
 {
     return v >= 0 && v <= STORE_ENTITLE_GROUP
@@ -347,6 +353,10 @@ enum {
     P_MIN_SPARE,
     P_MAX_DESKTOPS,
     P_LOGOFF,
+    P_GRACE,
+    P_IDLE,
+    P_MAX_SESSION,
+    P_STOP_ACTION,
     P_CREATED,
     P_COUNT
 };
@@ -363,6 +373,11 @@ static const struct api_field pool_fields[P_COUNT] = {
     [P_MAX_DESKTOPS] = {"max_desktops", API_FIELD_INT, .min = 1, .max = 10000},
     [P_LOGOFF] = {"logoff", API_FIELD_ENUM, .enum_name = api_logoff_name,
                   .enum_count = STORE_LOGOFF_RESET + 1},
+    [P_GRACE] = {"disconnect_grace_s", API_FIELD_INT, .min = 0, .max = 7 * 24 * 3600},
+    [P_IDLE] = {"idle_timeout_s", API_FIELD_INT, .min = 0, .max = 7 * 24 * 3600},
+    [P_MAX_SESSION] = {"max_session_s", API_FIELD_INT, .min = 0, .max = 30 * 24 * 3600},
+    [P_STOP_ACTION] = {"stop_action", API_FIELD_ENUM, .enum_name = api_stop_action_name,
+                       .enum_count = STORE_STOP_RESET + 1},
     [P_CREATED] = {"created", API_FIELD_READ_ONLY},
 };
 
@@ -382,6 +397,7 @@ int api_pool_parse(const char *body, size_t len, enum api_parse_mode mode, struc
             .kind = STORE_POOL_DEDICATED,
             .min_spare = 0,
             .max_desktops = 10,
+            .disconnect_grace_s = 300,
         };
         copy(p->name, sizeof(p->name), v[P_NAME].s);
     }
@@ -405,6 +421,16 @@ int api_pool_parse(const char *body, size_t len, enum api_parse_mode mode, struc
         p->logoff = (enum store_logoff)v[P_LOGOFF].i;
     else if (mode == API_PARSE_CREATE)
         p->logoff = p->kind == STORE_POOL_FLOATING ? STORE_LOGOFF_RESET : STORE_LOGOFF_KEEP;
+    if (v[P_GRACE].set)
+        p->disconnect_grace_s = (int)v[P_GRACE].i;
+    if (v[P_IDLE].set)
+        p->idle_timeout_s = (int)v[P_IDLE].i;
+    if (v[P_MAX_SESSION].set)
+        p->max_session_s = (int)v[P_MAX_SESSION].i;
+    if (v[P_STOP_ACTION].set)
+        p->stop_action = (enum store_stop_action)v[P_STOP_ACTION].i;
+    else if (mode == API_PARSE_CREATE)
+        p->stop_action = p->kind == STORE_POOL_FLOATING ? STORE_STOP_RESET : STORE_STOP_NONE;
     if (p->min_spare > p->max_desktops)
         return fail(err, err_size, "min_spare (%d) cannot exceed max_desktops (%d)", p->min_spare,
                     p->max_desktops);
@@ -535,6 +561,10 @@ struct json_object *api_pool_json(const void *record)
               add(o, "min_spare", int64(p->min_spare)) &&
               add(o, "max_desktops", int64(p->max_desktops)) &&
               add(o, "logoff", str(store_logoff_to_string(p->logoff))) &&
+              add(o, "disconnect_grace_s", int64(p->disconnect_grace_s)) &&
+              add(o, "idle_timeout_s", int64(p->idle_timeout_s)) &&
+              add(o, "max_session_s", int64(p->max_session_s)) &&
+              add(o, "stop_action", str(store_stop_action_to_string(p->stop_action))) &&
               add(o, "created", int64(p->created));
     return done(o, ok);
 }
@@ -573,10 +603,33 @@ struct json_object *api_session_json(const void *record)
     struct json_object *o = json_object_new_object();
     if (!o)
         return NULL;
-    bool ok = add(o, "id", json_object_new_uint64(s->id)) && add(o, "user", str(s->user)) &&
+    bool ok = add(o, "id", json_object_new_uint64(s->id)) &&
+              add(o, "session_id", json_object_new_uint64(s->session_id)) &&
+              add(o, "kind", str(store_session_kind_to_string(s->kind))) &&
+              add(o, "user", str(s->user)) &&
               add(o, "pool", str(s->pool)) && add(o, "desktop", str(s->desktop)) &&
               add(o, "client", str(s->client)) && add(o, "started", int64(s->started)) &&
               add(o, "ended", int64(s->ended));
+    return done(o, ok);
+}
+
+/* A fixed-size text field, NUL or not. */
+#define FIXED(a) json_object_new_string_len((a), (int)strnlen((a), sizeof(a)))
+
+struct json_object *api_session_info_json(const void *record)
+{
+    const struct session_info *s = record;
+    struct json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    bool ok = add(o, "id", json_object_new_uint64(s->id)) && add(o, "user", FIXED(s->user)) &&
+              add(o, "pool", FIXED(s->pool)) && add(o, "desktop", FIXED(s->desktop)) &&
+              add(o, "state", FIXED(s->state)) && add(o, "client", FIXED(s->client)) &&
+              add(o, "started", int64(s->started)) && add(o, "idle_s", int64(s->idle_s)) &&
+              add(o, "disconnected_s", int64(s->disconnected_s)) &&
+              add(o, "bytes_to_client", json_object_new_uint64(s->bytes_to_client)) &&
+              add(o, "bytes_from_client", json_object_new_uint64(s->bytes_from_client)) &&
+              add(o, "shadows", int64(s->shadows));
     return done(o, ok);
 }
 
@@ -590,18 +643,6 @@ struct json_object *api_usage_json(const void *record)
               add(o, "vcpu_seconds", number(u->vcpu_seconds)) &&
               add(o, "memory_mib_seconds", number(u->memory_mib_seconds)) &&
               add(o, "connected_seconds", number(u->connected_seconds));
-    return done(o, ok);
-}
-
-struct json_object *api_audit_json(const void *record)
-{
-    const struct store_audit_event *e = record;
-    struct json_object *o = json_object_new_object();
-    if (!o)
-        return NULL;
-    bool ok = add(o, "id", json_object_new_uint64(e->id)) && add(o, "time", int64(e->time)) &&
-              add(o, "actor", str(e->actor)) && add(o, "action", str(e->action)) &&
-              add(o, "target", str(e->target)) && add(o, "detail", str(e->detail));
     return done(o, ok);
 }
 

@@ -7,8 +7,11 @@
  *      body of a refused request is ever kept;
  *   2. body in: kept up to API_BODY_MAX (413 beyond);
  *   3. the route's handler: checks the body (api-json.c), calls pools.h (changes, desktop
- *      listings) or store.h (plain listings), records each change in the audit log with
- *      the admin's name and answers JSON.
+ *      listings), store.h (plain listings) or the broker's callbacks (live sessions),
+ *      records each change in the audit log (audit.h) with the admin's name and address,
+ *      and answers JSON.
+ * Authentication goes through the throttle (throttle.h) first: an address or account with
+ * too many recent failures is answered 429 without a PAM check.
  * The routes are one table (routes[]); handlers return the HTTP status they answered.
  */
 #include "api.h"
@@ -45,7 +48,7 @@
 #define API_DISCARD_MAX (1024u * 1024) /* body bytes read (and dropped) to answer 413 */
 #define API_ARG_MAX 128                /* the {} segment of a path */
 #define API_ADDRESS_MAX 64
-#define API_SESSIONS_ALL_MAX 1000
+#define API_SESSIONS_HISTORY_MAX 1000
 #define API_AUDIT_LIMIT_DEFAULT 100
 #define API_AUDIT_LIMIT_MAX 10000
 #define API_USAGE_PERIOD_S (30 * 24 * 3600)
@@ -54,9 +57,14 @@ struct api {
     struct MHD_Daemon *daemon;
     struct pools *pools;
     struct store *store;
+    struct audit *audit;
+    char *audit_path;
+    struct throttle *throttle;
     char *pam_service;
     char *admin_group;
-    int (*disconnect)(void *userdata, uint64_t session_id, const char *by_admin);
+    int (*sessions)(void *userdata, struct session_info **ret, size_t *ret_n);
+    int (*session_action)(void *userdata, uint64_t session_id, enum api_session_action action,
+                          const char *by_admin);
     void *userdata;
     atomic_bool starting; /* libmicrohttpd's messages are warnings while starting */
 };
@@ -91,6 +99,7 @@ struct api_call {
     char *text; /* /metrics */
     size_t text_len;
     char allow[64]; /* 405 */
+    uint64_t retry_after_s; /* 429 */
 };
 
 /* ---- answers ------------------------------------------------------------------------ */
@@ -176,21 +185,21 @@ static unsigned answer_store_failure(struct api_call *c, int r, const char *kind
     return answer_failure(c, r == -EINVAL ? -EINVAL : -EIO, &err, kind, target);
 }
 
-/* A change went through: one log line and one audit event with the admin's name. */
+/* A change went through: one log line and one audit event "admin.<action>" with the
+ * admin's name and address. */
 __attribute__((format(printf, 4, 5))) static void changed(struct api_call *c, const char *action,
                                                           const char *target, const char *fmt, ...)
 {
-    char detail[STORE_TEXT_MAX];
+    char detail[STORE_TEXT_MAX], event[64];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
 
     log_info("admin user=%s action=%s target=%s", c->user, action, target);
-    int r = store_audit_add(c->api->store, c->user, action, target, detail);
-    if (r < 0)
-        log_error_errno(r, "Cannot record the audit event user=%s action=%s target=%s", c->user,
-                        action, target);
+    snprintf(event, sizeof(event), "admin.%s", action);
+    (void)audit_event(c->api->audit, event, "actor", c->user, "target", target, "detail", detail,
+                      "client", c->client, NULL);
 }
 
 /* ---- request helpers ---------------------------------------------------------------- */
@@ -322,9 +331,12 @@ static unsigned on_template_delete(struct api_call *c)
 static void pool_changed(struct api_call *c, const char *action, const struct store_pool *p)
 {
     changed(c, action, p->name,
-            "template=%s vcpus=%d memory_mib=%d kind=%s min_spare=%d max_desktops=%d logoff=%s",
+            "template=%s vcpus=%d memory_mib=%d kind=%s min_spare=%d max_desktops=%d logoff=%s "
+            "disconnect_grace_s=%d idle_timeout_s=%d max_session_s=%d stop_action=%s",
             p->template_name, p->vcpus, p->memory_mib, store_pool_kind_to_string(p->kind),
-            p->min_spare, p->max_desktops, store_logoff_to_string(p->logoff));
+            p->min_spare, p->max_desktops, store_logoff_to_string(p->logoff),
+            p->disconnect_grace_s, p->idle_timeout_s, p->max_session_s,
+            store_stop_action_to_string(p->stop_action));
 }
 
 static unsigned on_pool_list(struct api_call *c)
@@ -509,43 +521,100 @@ static unsigned on_entitlement_change(struct api_call *c)
 
 /* ---- sessions, usage, audit, metrics ------------------------------------------------ */
 
+/* ?history=1: the store's connection rows (ended ones too); else the live desktop
+ * sessions from the broker. */
 static unsigned on_session_list(struct api_call *c)
 {
-    _cleanup_(freep) struct store_session *list = NULL;
-    int64_t all;
-    size_t n = 0;
-
-    if (!query_int(c, "all", 0, 1, 0, &all))
-        return c->status;
-    int r = store_session_list(c->api->store, !all, all ? API_SESSIONS_ALL_MAX : 0, &list, &n);
-    if (r < 0)
-        return answer_store_failure(c, r, "session", "*");
-    return answer(c, MHD_HTTP_OK,
-                  api_list_json("sessions", list, n, sizeof(*list), api_session_json));
-}
-
-static unsigned on_session_disconnect(struct api_call *c)
-{
     struct api *a = c->api;
-    char *end = NULL;
-    uint64_t id = 0;
-    int r = -ENOENT;
+    int64_t history;
 
-    errno = 0;
-    if (c->arg[0] >= '0' && c->arg[0] <= '9') {
-        unsigned long long v = strtoull(c->arg, &end, 10);
-        if (!*end && errno == 0) {
-            id = v;
-            r = a->disconnect ? a->disconnect(a->userdata, id, c->user) : -EIO;
-        }
+    if (!query_int(c, "history", 0, 1, 0, &history))
+        return c->status;
+    if (history) {
+        _cleanup_(freep) struct store_session *list = NULL;
+        size_t n = 0;
+        int r = store_session_list(a->store, false, API_SESSIONS_HISTORY_MAX, &list, &n);
+        if (r < 0)
+            return answer_store_failure(c, r, "session", "*");
+        return answer(c, MHD_HTTP_OK,
+                      api_list_json("sessions", list, n, sizeof(*list), api_session_json));
     }
-    if (r == -ENOENT)
-        return answer_error(c, MHD_HTTP_NOT_FOUND, "no connected session with id '%s'", c->arg);
+
+    _cleanup_(freep) struct session_info *list = NULL;
+    size_t n = 0;
+    int r = a->sessions ? a->sessions(a->userdata, &list, &n) : 0;
     if (r == -ESHUTDOWN)
         return answer_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the broker is shutting down");
     if (r < 0)
-        return answer_failure(c, r, NULL, "session.disconnect", c->arg);
-    changed(c, "session.disconnect", c->arg, "%s", "");
+        return answer_failure(c, r, NULL, "session.list", "*");
+    return answer(c, MHD_HTTP_OK,
+                  api_list_json("sessions", list, n, sizeof(*list), api_session_info_json));
+}
+
+/* The id in c->arg; false (having answered 404) when it is not a session number. */
+static bool session_id_arg(struct api_call *c, uint64_t *ret)
+{
+    char *end = NULL;
+    errno = 0;
+    if (c->arg[0] >= '0' && c->arg[0] <= '9') {
+        unsigned long long v = strtoull(c->arg, &end, 10);
+        if (!*end && errno == 0 && v <= INT64_MAX) {
+            *ret = v;
+            return true;
+        }
+    }
+    answer_error(c, MHD_HTTP_NOT_FOUND, "no live session with id '%s'", c->arg);
+    return false;
+}
+
+/* One live session, as in the list (vdictl session shadow checks it exists). */
+static unsigned on_session_get(struct api_call *c)
+{
+    struct api *a = c->api;
+    _cleanup_(freep) struct session_info *list = NULL;
+    size_t n = 0;
+    uint64_t id;
+
+    if (!session_id_arg(c, &id))
+        return c->status;
+    int r = a->sessions ? a->sessions(a->userdata, &list, &n) : 0;
+    if (r == -ESHUTDOWN)
+        return answer_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the broker is shutting down");
+    if (r < 0)
+        return answer_failure(c, r, NULL, "session.get", c->arg);
+    for (size_t i = 0; i < n; i++)
+        if (list[i].id == id)
+            return answer(c, MHD_HTTP_OK, api_session_info_json(&list[i]));
+    return answer_error(c, MHD_HTTP_NOT_FOUND, "no live session with id '%s'", c->arg);
+}
+
+struct session_action {
+    const char *action;
+    enum api_session_action what;
+};
+static const struct session_action session_disconnect = {"session.disconnect",
+                                                         API_SESSION_DISCONNECT};
+static const struct session_action session_logoff = {"session.logoff", API_SESSION_LOGOFF};
+
+static unsigned on_session_action(struct api_call *c)
+{
+    const struct session_action *sa = c->route->data;
+    struct api *a = c->api;
+    uint64_t id;
+
+    if (!session_id_arg(c, &id))
+        return c->status;
+    int r = a->session_action ? a->session_action(a->userdata, id, sa->what, c->user) : -ENOENT;
+    if (r == -ENOENT)
+        return answer_error(c, MHD_HTTP_NOT_FOUND, "no live session with id '%s'", c->arg);
+    if (r == -ESHUTDOWN)
+        return answer_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the broker is shutting down");
+    if (r == -ETIMEDOUT)
+        return answer_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "the broker did not answer in time; try again");
+    if (r < 0)
+        return answer_failure(c, r, NULL, sa->action, c->arg);
+    changed(c, sa->action, c->arg, "%s", "");
     return answer_no_content(c);
 }
 
@@ -585,19 +654,60 @@ static unsigned on_usage(struct api_call *c)
     return answer(c, MHD_HTTP_OK, o);
 }
 
+/* Event names as audit.h has them: what a filter may look for. */
+static bool event_filter_is_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+              s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* Client addresses: IPv4, IPv6 (with or without brackets), or a host name. */
+static bool client_filter_is_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= API_ADDRESS_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || strchr(".:-_[]%", s[i])))
+            return false;
+    return true;
+}
+
 static unsigned on_audit(struct api_call *c)
 {
-    _cleanup_(freep) struct store_audit_event *list = NULL;
-    int64_t since, limit;
-    size_t n = 0;
+    struct api_audit_query q = {0};
+    struct json_object *o = NULL;
+    int64_t limit;
 
-    if (!query_int(c, "since", 0, INT64_MAX / 2, 0, &since) ||
-        !query_int(c, "limit", 1, API_AUDIT_LIMIT_MAX, API_AUDIT_LIMIT_DEFAULT, &limit))
+    if (!query_int(c, "since", 0, INT64_MAX / 2, 0, &q.since) ||
+        !query_int(c, "until", 0, INT64_MAX, INT64_MAX, &q.until) ||
+        !query_int(c, "limit", 1, API_AUDIT_LIMIT_MAX, API_AUDIT_LIMIT_DEFAULT, &limit) ||
+        !query_name(c, "event", event_filter_is_valid, &q.event) ||
+        !query_name(c, "user", username_is_valid, &q.user) ||
+        !query_name(c, "client", client_filter_is_valid, &q.client))
         return c->status;
-    int r = store_audit_list(c->api->store, since, (size_t)limit, &list, &n);
-    if (r < 0)
-        return answer_store_failure(c, r, "audit", "*");
-    return answer(c, MHD_HTTP_OK, api_list_json("events", list, n, sizeof(*list), api_audit_json));
+    if (q.since >= q.until)
+        return answer_error(c, MHD_HTTP_BAD_REQUEST,
+                            "'since' (%" PRId64 ") must be before 'until' (%" PRId64 ")", q.since,
+                            q.until);
+    if (!c->api->audit_path)
+        return answer_error(c, MHD_HTTP_NOT_FOUND, "this broker keeps no audit log file");
+    q.limit = (size_t)limit;
+    int r = api_audit_read(c->api->audit_path, &q, &o);
+    if (r < 0) {
+        log_error_errno(r, "admin user=%s cannot read the audit log %s", c->user,
+                        c->api->audit_path);
+        return answer_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                            "internal error (the broker's log has the details)");
+    }
+    return answer(c, MHD_HTTP_OK, o);
 }
 
 static unsigned on_metrics(struct api_call *c)
@@ -623,9 +733,9 @@ static unsigned on_metrics(struct api_call *c)
 /* ---- routes ------------------------------------------------------------------------- */
 
 static const char *const query_pool[] = {"pool", NULL};
-static const char *const query_sessions[] = {"all", NULL};
+static const char *const query_sessions[] = {"history", NULL};
 static const char *const query_usage[] = {"from", "to", "user", "pool", NULL};
-static const char *const query_audit[] = {"since", "limit", NULL};
+static const char *const query_audit[] = {"since", "until", "event", "user", "client", "limit", NULL};
 
 #define ROUTE(m, p, h, ...)                                                                        \
     {                                                                                              \
@@ -652,7 +762,9 @@ static const struct api_route routes[] = {
     ROUTE("POST", "/api/v1/entitlements", on_entitlement_change, .body = true),
     ROUTE("DELETE", "/api/v1/entitlements", on_entitlement_change, .body = true),
     ROUTE("GET", "/api/v1/sessions", on_session_list, .query = query_sessions),
-    ROUTE("POST", "/api/v1/sessions/{}/disconnect", on_session_disconnect),
+    ROUTE("GET", "/api/v1/sessions/{}", on_session_get),
+    ROUTE("POST", "/api/v1/sessions/{}/disconnect", on_session_action, .data = &session_disconnect),
+    ROUTE("POST", "/api/v1/sessions/{}/logoff", on_session_action, .data = &session_logoff),
     ROUTE("GET", "/api/v1/usage", on_usage, .query = query_usage),
     ROUTE("GET", "/api/v1/audit", on_audit, .query = query_audit),
     ROUTE("GET", "/metrics", on_metrics),
@@ -763,8 +875,52 @@ static void client_address(struct MHD_Connection *conn, char *buf, size_t size)
     }
 }
 
-/* PAM, then the admin group. True when c->user is an admin; else it has answered 401,
- * 403 or 500 and logged the refusal (never the password). */
+/* Whether the throttle lets this login attempt be checked; else it has answered 429
+ * with Retry-After, logged and recorded it. user is "" when the name is not valid. */
+static bool throttle_allows(struct api_call *c, const char *user)
+{
+    struct api *a = c->api;
+    if (!a->throttle)
+        return true;
+    struct throttle_result t = throttle_check(a->throttle, c->client, user, now_ms());
+    if (t.verdict == THROTTLE_ALLOW)
+        return true;
+
+    bool locked = t.verdict == THROTTLE_LOCKED;
+    uint64_t wait_s = t.wait_ms / 1000 + (t.wait_ms % 1000 ? 1 : 0);
+    if (wait_s == 0)
+        wait_s = 1;
+    log_warning("admin denied user=%s client=%s reason=%s by=%s wait_s=%" PRIu64,
+                user[0] ? user : "(invalid)", c->client, locked ? "locked-out" : "throttled",
+                t.by_account ? "account" : "address", wait_s);
+    struct audit_field fields[] = {
+        AUDIT_STR("user", user[0] ? user : NULL),
+        AUDIT_STR("client", c->client),
+        AUDIT_STR("source", "api"),
+        AUDIT_STR("by", t.by_account ? "account" : "address"),
+        AUDIT_NUM("wait_s", wait_s),
+    };
+    (void)audit_event_fields(a->audit, locked ? "login.locked" : "login.throttled", fields,
+                             ARRAY_SIZE(fields));
+    c->retry_after_s = wait_s;
+    answer_error(c, MHD_HTTP_TOO_MANY_REQUESTS,
+                 "Too many failed logins; try again in %" PRIu64 " seconds", wait_s);
+    return false;
+}
+
+/* A refused login: its audit event (user NULL: not a valid name, so not recorded: it may
+ * be a password typed into the wrong field) and, when counts, a failure for the throttle. */
+static void login_failed(struct api_call *c, const char *user, const char *reason, bool counts)
+{
+    struct api *a = c->api;
+    if (counts && a->throttle)
+        throttle_failure(a->throttle, c->client, user ? user : "", now_ms());
+    (void)audit_event(a->audit, "login.failure", "user", user, "client", c->client, "source",
+                      "api", "reason", reason, NULL);
+}
+
+/* The throttle, PAM, then the admin group. True when c->user is an admin; else it has
+ * answered 401, 403, 429 or 500 and logged the refusal (never the password). */
 static bool authenticate(struct api_call *c)
 {
     struct api *a = c->api;
@@ -777,8 +933,11 @@ static bool authenticate(struct api_call *c)
         log_info("admin denied user=(none) client=%s reason=no-credentials", c->client);
         answer_error(c, MHD_HTTP_UNAUTHORIZED,
                      "this API needs the user name and password of an admin (HTTP Basic)");
+    } else if (!throttle_allows(c, username_is_valid(user) ? user : "")) {
+        /* answered */
     } else if (!username_is_valid(user)) {
         log_warning("admin denied user=(invalid) client=%s reason=bad-user-name", c->client);
+        login_failed(c, NULL, "bad-user-name", true);
         answer_error(c, MHD_HTTP_UNAUTHORIZED, "wrong user name or password");
     } else {
         struct auth_request req = {
@@ -788,15 +947,18 @@ static bool authenticate(struct api_call *c)
             .rhost = streq(c->client, "unknown") ? NULL : c->client,
         };
         int r = auth_pam_check(&req, detail, sizeof(detail));
+        if (r == 0 && a->throttle) /* the password was right, admin or not */
+            throttle_success(a->throttle, c->client, user);
         if (r == -EIO) {
             log_error("admin denied user=%s client=%s reason=pam-error: %s", user, c->client,
                       detail);
             answer_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
                          "internal error (the broker's log has the details)");
         } else if (r < 0) {
-            log_warning("admin denied user=%s client=%s reason=%s", user, c->client,
-                        r == -EPERM ? "account-not-allowed" : "wrong-password");
+            const char *reason = r == -EPERM ? "account-not-allowed" : "wrong-password";
+            log_warning("admin denied user=%s client=%s reason=%s", user, c->client, reason);
             log_debug("admin user=%s pam: %s", user, detail);
+            login_failed(c, user, reason, true);
             answer_error(c, MHD_HTTP_UNAUTHORIZED, "wrong user name or password");
         } else if ((r = auth_user_in_group(user, a->admin_group)) < 0) {
             log_error_errno(r, "admin denied user=%s client=%s reason=group-lookup", user,
@@ -806,6 +968,7 @@ static bool authenticate(struct api_call *c)
         } else if (r == 0) {
             log_warning("admin denied user=%s client=%s reason=not-in-group group=%s", user,
                         c->client, a->admin_group);
+            login_failed(c, user, "not-an-admin", false);
             answer_error(c, MHD_HTTP_FORBIDDEN, "user '%s' is not a member of the admin group",
                          user);
         } else {
@@ -830,7 +993,9 @@ static enum MHD_Result queue_answer(struct api_call *c)
     const char *data = "", *type = NULL;
     size_t len = 0;
     unsigned status = c->status;
+    char retry[24];
 
+    snprintf(retry, sizeof(retry), "%" PRIu64, c->retry_after_s);
     if (c->text) {
         data = c->text;
         len = c->text_len;
@@ -854,7 +1019,9 @@ static enum MHD_Result queue_answer(struct api_call *c)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES ||
         (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
-         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, c->allow) != MHD_YES)) {
+         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, c->allow) != MHD_YES) ||
+        (status == MHD_HTTP_TOO_MANY_REQUESTS &&
+         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry) != MHD_YES)) {
         MHD_destroy_response(resp);
         return MHD_NO;
     }
@@ -1060,11 +1227,15 @@ int api_start(const struct api_options *o, struct api **ret, uint16_t *ret_port)
         return -ENOMEM;
     a->pools = o->pools;
     a->store = o->store;
-    a->disconnect = o->disconnect;
+    a->audit = o->audit;
+    a->throttle = o->throttle;
+    a->sessions = o->sessions;
+    a->session_action = o->session_action;
     a->userdata = o->userdata;
     a->pam_service = strdup(o->pam_service);
     a->admin_group = strdup(o->admin_group);
-    if (!a->pam_service || !a->admin_group)
+    a->audit_path = o->audit_path ? strdup(o->audit_path) : NULL;
+    if (!a->pam_service || !a->admin_group || (o->audit_path && !a->audit_path))
         return -ENOMEM;
 
     r = read_pem(o->cert_file, &cert);
@@ -1120,5 +1291,6 @@ void api_stop(struct api *a)
         MHD_stop_daemon(a->daemon);
     free(a->pam_service);
     free(a->admin_group);
+    free(a->audit_path);
     free(a);
 }

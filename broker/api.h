@@ -6,16 +6,28 @@
  * json-c live in the broker.
  *
  * Every request is authenticated with HTTP Basic through PAM plus membership of
- * admin_group, then dispatched to pools.h (changes) or store.h (listings). Everything in
- * a request is hostile: bodies are capped, JSON fields are type- and range-checked,
- * unknown fields are refused, and errors are JSON with a sentence saying what is wrong.
+ * admin_group (failed checks slowed down and locked out by throttle.h), then dispatched
+ * to pools.h (changes), store.h (listings) or the broker's callbacks (live sessions).
+ * Every change is an audit event (audit.h), and GET /api/v1/audit reads the audit log
+ * back. Everything in a request is hostile: bodies are capped, JSON fields are type- and
+ * range-checked, unknown fields are refused, and errors are JSON with a sentence saying
+ * what is wrong.
  */
+#include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "pools.h"
+#include "session-info.h"
 #include "store.h"
+#include "throttle.h"
 
 struct api;
+
+enum api_session_action {
+    API_SESSION_DISCONNECT, /* close its connections; the desktop stays for the grace period */
+    API_SESSION_LOGOFF,     /* close them and run the pool's logoff action now */
+};
 
 struct api_options {
     const char *address; /* numeric IP to listen on */
@@ -27,9 +39,17 @@ struct api_options {
     const char *admin_group;
     struct pools *pools;
     struct store *store;
-    /* Asks the broker's event loop to disconnect a session. Thread-safe. Returns 0 or
-     * -ENOENT when no such session is connected. */
-    int (*disconnect)(void *userdata, uint64_t session_id, const char *by_admin);
+    struct audit *audit;       /* where changes and API logins are recorded; NULL: nowhere */
+    const char *audit_path;    /* the file GET /api/v1/audit reads; NULL: 404 */
+    struct throttle *throttle; /* failed admin logins; NULL: no throttling */
+    /* The broker's live desktop sessions, as a malloc'd array the API frees. Thread-safe.
+     * Returns 0 or a negative errno (-ESHUTDOWN while the broker stops). */
+    int (*sessions)(void *userdata, struct session_info **ret, size_t *ret_n);
+    /* Asks the broker's event loop to act on a desktop session; by_admin is the admin's
+     * name for its log. Thread-safe. Returns 0, -ENOENT (no such live session),
+     * -ETIMEDOUT (the loop did not answer in time), -ESHUTDOWN (the broker stops). */
+    int (*session_action)(void *userdata, uint64_t session_id, enum api_session_action action,
+                          const char *by_admin);
     void *userdata;
     unsigned max_connections; /* concurrent HTTPS connections */
     unsigned timeout_s;       /* idle connection timeout */

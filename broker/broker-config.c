@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "throttle.h"
 #include "util.h"
 
 #define OPT(field, type_, def, doc_)                                                               \
@@ -30,6 +31,7 @@
 
 static const char *const virt_types[] = {"kvm", "qemu", NULL};
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
+static const char *const shadow_policies[] = {"notify", "silent", "deny", NULL};
 
 const struct config_option broker_config_table[] = {
     OPT(listen_address, CONFIG_STRING, "0.0.0.0",
@@ -56,6 +58,11 @@ const struct config_option broker_config_table[] = {
     OPT_INT(login_timeout_s, "60", 1, 3600, "Seconds a client has to log in"),
     OPT_INT(max_unauthenticated, "64", 1, 65536,
             "Concurrent connections not logged in yet; more are closed at once"),
+    OPT(max_startups, CONFIG_STRING, "10:30:64",
+        "Unauthenticated connections, sshd-style start:rate:full: from start on, new ones are "
+        "refused with rate% chance, rising to 100% at full"),
+    OPT_INT(max_startups_per_address, "10", 0, 65536,
+            "Unauthenticated connections from one client address (0 = no limit)"),
     OPT_INT(max_sessions, "256", 1, 65536, "Concurrent connections in all"),
     OPT_INT(desktop_start_timeout_s, "120", 1, 3600,
             "Seconds to get a desktop running before the user is told it failed"),
@@ -74,6 +81,26 @@ const struct config_option broker_config_table[] = {
     OPT_INT(admin_port, "8443", 0, 65535, "TCP port of the admin API (0 = any free port, printed)"),
     OPT(admin_group, CONFIG_STRING, "vdi-admins",
         "System group whose members may use the admin API (password checked by PAM)"),
+    OPT_INT(throttle_free_failures, "3", 0, 1000,
+            "Failed logins of an address or account before each further one adds a delay"),
+    OPT_INT(throttle_delay_ms, "1000", 1, 3600000,
+            "First delay (ms) before the next attempt; doubles with each failure"),
+    OPT_INT(throttle_delay_max_ms, "30000", 1, 3600000, "Longest delay (ms) between attempts"),
+    OPT_INT(lockout_failures, "10", 1, 100000,
+            "Failed logins of an address or account that lock it out for lockout_s"),
+    OPT_INT(lockout_s, "300", 1, 86400,
+            "Seconds a lockout lasts (temporary on purpose: a permanent one is a denial of "
+            "service anyone can cause)"),
+    OPT_INT(throttle_window_s, "900", 1, 86400,
+            "Seconds after its last failure before an address or account starts afresh"),
+    OPT_INT(reattach_timeout_s, "120", 0, 3600,
+            "After a broker restart, seconds connected users' sessions have to re-attach "
+            "(0 = a restart disconnects everyone)"),
+    OPT_ENUM(shadow_policy, "notify", shadow_policies,
+             "Admins watching a session (\"admin@#ID\"): notify (the user sees a banner), "
+             "silent, or deny"),
+    OPT(audit_syslog, CONFIG_BOOL, "yes",
+        "Also send audit events (<state_dir>/audit.log) to syslog/journald (LOG_AUTHPRIV)"),
     OPT_INT(worker_threads, "4", 1, 64, "Threads for PAM checks, and as many again for libvirt calls"),
     OPT_ENUM(log_level, "info", log_levels, "error, warning, info or debug"),
 };
@@ -147,6 +174,18 @@ int broker_config_validate(const struct broker_config *c, struct config_error *e
     }
     if (empty(c->tls_priority))
         return fail(err, "tls_priority: must not be empty");
+
+    struct throttle_startups startups;
+    if (throttle_startups_parse(c->max_startups, &startups) < 0)
+        return fail(err, "max_startups: '%s' is not start:rate:full (like 10:30:64, start <= "
+                         "full, rate 1..100) or a single number",
+                    c->max_startups);
+    if (c->lockout_failures <= c->throttle_free_failures)
+        return fail(err, "lockout_failures: must be more than throttle_free_failures (%d)",
+                    c->throttle_free_failures);
+    if (c->throttle_delay_max_ms < c->throttle_delay_ms)
+        return fail(err, "throttle_delay_max_ms: must be at least throttle_delay_ms (%d)",
+                    c->throttle_delay_ms);
     if (empty(c->pam_service) || strchr(c->pam_service, '/'))
         return fail(err, "pam_service: '%s' is not a PAM service name", c->pam_service);
     if (empty(c->session_user))
@@ -220,4 +259,15 @@ int broker_config_database(const struct broker_config *c, char **ret)
         return -ENOMEM;
     *ret = s;
     return 0;
+}
+
+void broker_config_throttle(const struct broker_config *c, struct throttle_options *ret)
+{
+    throttle_options_default(ret);
+    ret->free_failures = c->throttle_free_failures;
+    ret->delay_base_ms = c->throttle_delay_ms;
+    ret->delay_max_ms = c->throttle_delay_max_ms;
+    ret->lockout_failures = c->lockout_failures;
+    ret->lockout_s = c->lockout_s;
+    ret->window_s = c->throttle_window_s;
 }

@@ -27,6 +27,8 @@ struct broker_config {
     int handshake_timeout_s;
     int login_timeout_s;
     int max_unauthenticated;
+    char *max_startups; /* "start:rate:full", see throttle_startups_parse */
+    int max_startups_per_address;
     int max_sessions;
     int desktop_start_timeout_s;
     char *database;
@@ -37,6 +39,17 @@ struct broker_config {
     char *admin_address; /* "" = no admin API */
     int admin_port;
     char *admin_group;
+    /* brute force (auth/throttle.h) */
+    int throttle_free_failures;
+    int throttle_delay_ms;
+    int throttle_delay_max_ms;
+    int lockout_failures;
+    int lockout_s;
+    int throttle_window_s;
+    /* sessions */
+    int reattach_timeout_s;
+    char *shadow_policy; /* notify | silent | deny */
+    bool audit_syslog;
     int worker_threads;
     char *log_level; /* error | warning | info | debug */
 };
@@ -58,4 +71,7 @@ int broker_config_libvirt_uri(const struct broker_config *c, char **ret);
 int broker_config_database(const struct broker_config *c, char **ret);
 /* Parses an overcommit ratio ("4.0"): 0.1 to 100. ret may be NULL. 0 or -EINVAL. */
 int broker_config_ratio(const char *text, double *ret);
+/* The throttling options these keys describe. */
+struct throttle_options;
+void broker_config_throttle(const struct broker_config *c, struct throttle_options *ret);
 void broker_config_done(struct broker_config *c);

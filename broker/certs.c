@@ -580,3 +580,37 @@ out:
         certs_done(ret);
     return r;
 }
+
+/* ---- re-attach tokens ---- */
+
+static void hex(const unsigned char *bytes, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int certs_token_new(char token[CERTS_TOKEN_SIZE])
+{
+    unsigned char raw[32];
+
+    if (gnutls_rnd(GNUTLS_RND_KEY, raw, sizeof(raw)) < 0)
+        return -EIO;
+    hex(raw, sizeof(raw), token);
+    explicit_bzero(raw, sizeof(raw));
+    return 0;
+}
+
+int certs_token_hash(const char *token, char hash[CERTS_TOKEN_SIZE])
+{
+    unsigned char digest[32];
+
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, token, strlen(token), digest) < 0)
+        return -EIO;
+    hex(digest, sizeof(digest), hash);
+    return 0;
+}

@@ -28,3 +28,9 @@ int certs_load(const char *cert_file, const char *key_file, struct certs *ret, c
 int certs_ensure(const char *tls_dir, const char *hostnames, struct certs *ret, char *error,
                  size_t error_size);
 void certs_done(struct certs *c);
+
+/* Re-attach tokens (common/proto.h): 32 random bytes as 64 lowercase hex characters, and
+ * the hex SHA-256 of one (what the store keeps). Both return 0 or -EIO. */
+#define CERTS_TOKEN_SIZE 65 /* hex, NUL included; also the size of a hash */
+int certs_token_new(char token[CERTS_TOKEN_SIZE]);
+int certs_token_hash(const char *token, char hash[CERTS_TOKEN_SIZE]);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "util.h"
 
@@ -83,4 +84,34 @@ void listener_format(const char *address, uint16_t port, char *buf, size_t size)
         snprintf(buf, size, "[%s]:%u", address, port);
     else
         snprintf(buf, size, "%s:%u", address, port);
+}
+
+void listener_reattach_name(const char *state_dir, char name[LISTENER_REATTACH_NAME_MAX])
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: a name, not a secret */
+
+    for (const char *p = state_dir; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    snprintf(name, LISTENER_REATTACH_NAME_MAX, "vdi-broker-%016llx", (unsigned long long)h);
+}
+
+int listener_open_abstract(const char *name)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = strlen(name);
+    int fd;
+
+    if (n == 0 || n + 1 > sizeof(sa.sun_path))
+        return -EINVAL;
+    memcpy(sa.sun_path + 1, name, n);
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0 ||
+        listen(fd, 64) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
 }

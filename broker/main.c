@@ -21,6 +21,7 @@
 #include "util.h"
 #include "pools.h"
 #include "store.h"
+#include "throttle.h"
 #include "virt.h"
 
 #ifndef VDI_LIBEXECDIR
@@ -45,6 +46,13 @@ static void usage(FILE *f)
             BROKER_CONFIG_DEFAULT_FILE);
     for (size_t i = 0; i < broker_config_table_size; i++)
         fprintf(f, "  %-24s %s\n", broker_config_table[i].name, broker_config_table[i].doc);
+}
+
+/* The admin API's session actions, through the loop's inbox. */
+static int api_session_action(void *inbox, uint64_t session_id, enum api_session_action action,
+                              const char *by_admin)
+{
+    return broker_inbox_session_action(inbox, session_id, action == API_SESSION_LOGOFF, by_admin);
 }
 
 static int make_dir(const char *path, mode_t mode)
@@ -158,6 +166,13 @@ static int run(int argc, char **argv)
     _cleanup_(virt_freep) struct virt *virt = NULL;
     _cleanup_(closep) int signal_fd = -1;
     _cleanup_(closep) int listen_fd = -1;
+    _cleanup_(closep) int reattach_fd = -1;
+    _cleanup_(freep) char *audit_path = NULL;
+    _cleanup_(audit_closep) struct audit *audit = NULL;
+    struct throttle *throttle = NULL;
+    struct throttle_options topts;
+    char reattach_name[LISTENER_REATTACH_NAME_MAX];
+    uid_t session_uid = getuid();
     _cleanup_(freep) char *database = NULL;
     _cleanup_(store_closep) struct store *store = NULL;
     _cleanup_(pools_freep) struct pools *pools = NULL;
@@ -187,11 +202,14 @@ static int run(int argc, char **argv)
             r, "session_program: vdi-session not found next to vdi-broker nor in " VDI_LIBEXECDIR);
         goto out;
     }
-    if (!getpwnam(cfg.session_user)) {
+    struct passwd *pw = getpwnam(cfg.session_user);
+    if (!pw) {
         r = -ENOENT;
         log_error("session_user: no such user '%s'", cfg.session_user);
         goto out;
     }
+    if (geteuid() == 0) /* vdi-session drops to it; unprivileged, it stays as we are */
+        session_uid = pw->pw_uid;
 
     /* State directory layout. */
     if ((r = make_dir(cfg.state_dir, 0755)) < 0 ||
@@ -201,6 +219,36 @@ static int run(int argc, char **argv)
         (r = make_dir(tls_dir, 0700)) < 0 || (r = make_dir(disk_dir, 0755)) < 0 ||
         (r = make_dir(console_dir, 0755)) < 0)
         goto out;
+
+    /* One broker per state directory: the re-attach socket's name says which. */
+    listener_reattach_name(cfg.state_dir, reattach_name);
+    reattach_fd = listener_open_abstract(reattach_name);
+    if (reattach_fd == -EADDRINUSE) {
+        r = reattach_fd;
+        log_error("another vdi-broker is running on state_dir %s (socket @%s is taken)",
+                  cfg.state_dir, reattach_name);
+        goto out;
+    }
+    if (reattach_fd < 0) {
+        r = log_error_errno(reattach_fd, "cannot listen on the re-attach socket @%s",
+                            reattach_name);
+        goto out;
+    }
+
+    /* Audit log and brute-force protection. */
+    if ((r = join_path(&audit_path, cfg.state_dir, "audit.log")) < 0)
+        goto out;
+    r = audit_open(audit_path, cfg.audit_syslog, &audit);
+    if (r < 0) {
+        log_error_errno(r, "cannot open the audit log %s", audit_path);
+        goto out;
+    }
+    broker_config_throttle(&cfg, &topts);
+    r = throttle_new(&topts, &throttle);
+    if (r < 0) {
+        log_error_errno(r, "cannot set up login throttling");
+        goto out;
+    }
 
     /* TLS identity. */
     if (cfg.tls_cert[0])
@@ -308,6 +356,9 @@ static int run(int argc, char **argv)
         .handshake_timeout_s = cfg.handshake_timeout_s,
         .login_timeout_s = cfg.login_timeout_s,
         .log_level = cfg.log_level,
+        .broker_socket = reattach_name,
+        .broker_uid = getuid(),
+        .reattach_timeout_s = cfg.reattach_timeout_s,
     };
     uint64_t last_session_id = 0;
     if (store_session_max_id(store, &last_session_id) < 0)
@@ -322,10 +373,20 @@ static int run(int argc, char **argv)
         .spawn = &spawn,
         .pools = pools,
         .inbox = inbox,
+        .throttle = throttle,
+        .audit = audit,
         .listen_fd = listen_fd,
+        .reattach_fd = reattach_fd,
         .signal_fd = signal_fd,
+        .session_uid = session_uid,
         .first_session_id = last_session_id + 1,
     };
+    /* Desktops that stop by themselves reach the loop through the inbox. */
+    r = virt_watch(virt, broker_inbox_desktop_event, inbox);
+    if (r < 0)
+        log_warning("libvirt lifecycle events unavailable (%s): desktops that stop by "
+                    "themselves are noticed at the next maintenance round only",
+                    strerror(-r));
     if (cfg.admin_address[0]) {
         struct api_options aopts = {
             .address = cfg.admin_address,
@@ -337,8 +398,12 @@ static int run(int argc, char **argv)
             .admin_group = cfg.admin_group,
             .pools = pools,
             .store = store,
-            .disconnect = broker_inbox_disconnect,
+            .sessions = broker_inbox_sessions,
+            .session_action = api_session_action,
             .userdata = inbox,
+            .throttle = throttle,
+            .audit = audit,
+            .audit_path = audit_path,
             .max_connections = 16,
             .timeout_s = 60,
         };
@@ -360,13 +425,18 @@ static int run(int argc, char **argv)
     printf("vdi-broker listening on %s\n", where);
     fflush(stdout);
 
+    (void)audit_event(audit, "broker.start", "listen", where, NULL);
     r = broker_run(&ctx);
     listen_fd = safe_close(listen_fd);
     if (r == 0)
         log_info("stopped; desktop VMs keep running");
+    (void)audit_event(audit, "broker.stop", NULL);
 out:
     api_stop(api); /* before pools and store go */
+    if (virt)
+        (void)virt_watch(virt, NULL, NULL); /* no more events into the inbox */
     broker_inbox_free(inbox);
+    throttle_free(throttle);
     certs_done(&certs);
     broker_config_done(&cfg);
     return r;

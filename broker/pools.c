@@ -39,6 +39,7 @@
 #include "groups.h"
 #include "image.h"
 #include "log.h"
+#include "pools-internal.h"
 #include "util.h"
 
 #define TEXT_NO_DESKTOP "No desktop is assigned to you; ask your IT administrator for access"
@@ -46,49 +47,7 @@
     "The server has no capacity to start your desktop right now; try again later"
 #define TEXT_INTERNAL "Your desktop could not be prepared (the server log has the details)"
 
-static const double provision_buckets[] = {1, 2, 5, 10, 20, 30, 60, 120};
-#define N_BUCKETS ARRAY_SIZE(provision_buckets)
-
-struct busy_name {
-    const char *name;
-    struct busy_name *next;
-};
-
-/* A client connected to a desktop (pools_session_begin). */
-struct connection {
-    uint64_t session_id;
-    char user[STORE_NAME_MAX + 1];
-    char pool[STORE_NAME_MAX + 1];
-    char desktop[STORE_DESKTOP_MAX + 1];
-    uint64_t usage_id;
-};
-
-struct pools {
-    struct store *store;
-    struct virt *virt;
-    double cpu_overcommit;
-    double memory_overcommit;
-    int shutdown_timeout_s;
-    struct virt_host_capacity host;
-
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct busy_name *busy;
-    struct connection *conns;
-    size_t n_conns, allocated_conns;
-    /* Admission: vCPUs and memory of starts in flight (names in starting), counted once
-     * whether or not libvirt already shows them running. Under admission. */
-    pthread_mutex_t admission;
-    struct busy_name *starting;
-    int reserved_vcpus;
-    uint64_t reserved_memory_mib;
-    atomic_bool maintaining;
-
-    atomic_uint_fast64_t logins_ok, logins_failed, admission_refused;
-    atomic_uint_fast64_t provisioned, provision_failed;
-    atomic_uint_fast64_t provision_bucket[N_BUCKETS];
-    atomic_uint_fast64_t provision_ms_sum;
-};
+static const double provision_buckets[N_BUCKETS] = {1, 2, 5, 10, 20, 30, 60, 120};
 
 /* ---- small helpers ---- */
 
@@ -130,7 +89,7 @@ static void copy(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-static void desktop_lock(struct pools *p, struct busy_name *node, const char *name)
+void desktop_lock(struct pools *p, struct busy_name *node, const char *name)
 {
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -147,7 +106,7 @@ static void desktop_lock(struct pools *p, struct busy_name *node, const char *na
     pthread_mutex_unlock(&p->lock);
 }
 
-static void desktop_unlock(struct pools *p, struct busy_name *node)
+void desktop_unlock(struct pools *p, struct busy_name *node)
 {
     pthread_mutex_lock(&p->lock);
     for (struct busy_name **b = &p->busy; *b; b = &(*b)->next)
@@ -159,17 +118,18 @@ static void desktop_unlock(struct pools *p, struct busy_name *node)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Clients connected to desktop; caller holds p->lock. */
+/* Users connected to desktop (shadowing admins do not count: they never keep a desktop
+ * from its logoff); caller holds p->lock. */
 static unsigned connected_locked(struct pools *p, const char *desktop)
 {
     unsigned n = 0;
 
     for (size_t i = 0; i < p->n_conns; i++)
-        n += streq(p->conns[i].desktop, desktop);
+        n += p->conns[i].kind == STORE_SESSION_USER && streq(p->conns[i].desktop, desktop);
     return n;
 }
 
-static unsigned connected(struct pools *p, const char *desktop)
+unsigned connected(struct pools *p, const char *desktop)
 {
     unsigned n;
 
@@ -386,7 +346,7 @@ static void usage_running_begin(struct pools *p, const struct store_desktop *d,
         log_warning("desktop %s: cannot record usage", d->name);
 }
 
-static void usage_running_end(struct pools *p, const char *desktop)
+void usage_running_end(struct pools *p, const char *desktop)
 {
     (void)store_usage_end_open_for_desktop(p->store, desktop, STORE_USAGE_RUNNING, unix_now());
 }
@@ -422,8 +382,8 @@ static int running_totals(struct pools *p, const struct busy_name *skip, int *re
 
 /* Starts a desktop unless running, within the overcommit limits. Caller holds its
  * desktop lock. */
-static int desktop_power_on(struct pools *p, const struct store_desktop *d,
-                            const struct store_pool *pool, struct pools_error *err)
+int desktop_power_on(struct pools *p, const struct store_desktop *d,
+                     const struct store_pool *pool, struct pools_error *err)
 {
     struct virt_error verr = {""};
     struct busy_name me;
@@ -515,8 +475,8 @@ static int desktop_power_off(struct pools *p, const char *name, bool graceful,
 
 /* Back to the template: power off, new overlay, (re)define. Caller holds the desktop lock.
  * The RESETTING state makes a crash in the middle finish the reset at the next start. */
-static int desktop_reset_locked(struct pools *p, const struct store_desktop *d,
-                                struct pools_error *err)
+int desktop_reset_locked(struct pools *p, const struct store_desktop *d,
+                         struct pools_error *err)
 {
     struct recipe rc;
     int r;
@@ -544,9 +504,9 @@ static int desktop_reset_locked(struct pools *p, const struct store_desktop *d,
 
 /* Sets a new owner in the store (compare-and-set) and in the metadata; keeps usage
  * intervals attributed right. Caller holds the desktop lock. */
-static int desktop_change_owner(struct pools *p, struct store_desktop *d,
-                                const struct store_pool *pool, const char *owner,
-                                struct pools_error *err)
+int desktop_change_owner(struct pools *p, struct store_desktop *d,
+                         const struct store_pool *pool, const char *owner,
+                         struct pools_error *err)
 {
     struct virt_error verr = {""};
     enum virt_state state = VIRT_STATE_MISSING;
@@ -693,9 +653,13 @@ static int claim_choose_locked(struct pools *p, const struct store_pool *pool, c
     return r;
 }
 
-int pools_claim(struct pools *p, const char *user, const char *wanted, char *ret_desktop,
-                size_t size, struct pools_error *err)
+static void connection_begin(struct pools *p, const struct pools_connection *c,
+                             const char *desktop);
+
+int pools_claim(struct pools *p, const struct pools_connection *c, const char *wanted,
+                char *ret_desktop, size_t size, struct pools_error *err)
 {
+    const char *user = c->user;
     char pool_name[STORE_NAME_MAX + 1];
     char name[STORE_DESKTOP_MAX + 1];
     struct store_desktop d;
@@ -780,6 +744,10 @@ again:
     r = desktop_power_on(p, &d, &rc.pool, err);
     if (r < 0 && (!mine || made) && rc.pool.kind == STORE_POOL_FLOATING)
         (void)desktop_change_owner(p, &d, &rc.pool, "", NULL); /* give it back */
+    /* Counted as connected before the desktop lock goes: a logoff waiting for the lock
+     * sees the client and leaves the desktop alone. */
+    if (r == 0)
+        connection_begin(p, c, d.name);
     desktop_unlock(p, &node);
     if (r < 0)
         return r;
@@ -797,26 +765,22 @@ int pools_open_display(struct pools *p, const char *desktop, int *ret_fd, struct
     return r;
 }
 
-void pools_session_begin(struct pools *p, uint64_t session_id, const char *user,
-                         const char *desktop, const char *client)
+/* Counts a connection to desktop and opens its usage interval; record: also write its
+ * session row (not when it re-attaches: the row is there). */
+static void connection_track(struct pools *p, const struct store_session *s, bool record)
 {
-    struct store_session s = {.id = session_id, .started = unix_now()};
-    struct store_desktop d;
-    struct connection c = {.session_id = session_id};
+    struct connection c = {.session_id = s->id, .kind = s->kind};
+    uint64_t session_id = s->id;
 
-    copy(s.user, sizeof(s.user), user);
-    copy(s.desktop, sizeof(s.desktop), desktop);
-    copy(s.client, sizeof(s.client), client);
-    if (store_desktop_get(p->store, desktop, &d) == 0)
-        copy(s.pool, sizeof(s.pool), d.pool);
-    if (store_session_begin(p->store, &s) < 0)
+    if (record && store_session_begin(p->store, s) < 0)
         log_warning("session=%" PRIu64 " cannot be recorded", session_id);
-    if (store_usage_begin(p->store, STORE_USAGE_CONNECTED, user, s.pool, desktop, 0, 0, s.started,
-                          &c.usage_id) < 0)
+    if (s->kind == STORE_SESSION_USER &&
+        store_usage_begin(p->store, STORE_USAGE_CONNECTED, s->user, s->pool, s->desktop, 0, 0,
+                          unix_now(), &c.usage_id) < 0)
         log_warning("session=%" PRIu64 " usage cannot be recorded", session_id);
-    copy(c.user, sizeof(c.user), user);
-    copy(c.pool, sizeof(c.pool), s.pool);
-    copy(c.desktop, sizeof(c.desktop), desktop);
+    copy(c.user, sizeof(c.user), s->user);
+    copy(c.pool, sizeof(c.pool), s->pool);
+    copy(c.desktop, sizeof(c.desktop), s->desktop);
 
     pthread_mutex_lock(&p->lock);
     if (p->n_conns == p->allocated_conns) {
@@ -834,8 +798,74 @@ void pools_session_begin(struct pools *p, uint64_t session_id, const char *user,
     pthread_mutex_unlock(&p->lock);
 }
 
+static void connection_begin(struct pools *p, const struct pools_connection *c,
+                             const char *desktop)
+{
+    struct store_session s = {
+        .id = c->id,
+        .session_id = c->session_id,
+        .kind = c->kind,
+        .started = unix_now(),
+    };
+    struct store_desktop d;
+
+    copy(s.token_hash, sizeof(s.token_hash), c->token_hash);
+    copy(s.user, sizeof(s.user), c->user);
+    copy(s.desktop, sizeof(s.desktop), desktop);
+    copy(s.client, sizeof(s.client), c->client);
+    if (store_desktop_get(p->store, desktop, &d) == 0)
+        copy(s.pool, sizeof(s.pool), d.pool);
+    connection_track(p, &s, true);
+}
+
+void pools_session_begin(struct pools *p, const struct pools_connection *c, const char *desktop)
+{
+    connection_begin(p, c, desktop);
+}
+
+/* Constant time: the hash is a secret's stand-in. */
+static bool hash_equal(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    unsigned char diff = n != strlen(b) || n == 0;
+
+    for (size_t i = 0; i < n && i < strlen(b); i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+int pools_session_reattach(struct pools *p, uint64_t id, const char *token_hash,
+                           struct store_session *ret)
+{
+    bool known = false;
+    int r = store_session_get(p->store, id, ret);
+
+    if (r < 0)
+        return r;
+    if (ret->ended || !hash_equal(ret->token_hash, token_hash))
+        return -EPERM;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n_conns; i++)
+        known |= p->conns[i].session_id == id;
+    pthread_mutex_unlock(&p->lock);
+    if (known)
+        return -EBUSY;
+    connection_track(p, ret, false);
+    return 0;
+}
+
+int pools_open_sessions(struct pools *p, struct store_session **ret, size_t *ret_n)
+{
+    return store_session_list(p->store, true, 0, ret, ret_n);
+}
+
+int pools_pool_get(struct pools *p, const char *name, struct store_pool *ret)
+{
+    return store_pool_get(p->store, name, ret);
+}
+
 /* The pool's logoff action, when the last client left. */
-static void desktop_logoff(struct pools *p, const char *name)
+int pools_logoff(struct pools *p, const char *name)
 {
     struct pools_error err = {"", ""};
     struct store_desktop d;
@@ -879,13 +909,13 @@ out:
         log_error("logoff of desktop %s failed: %s", name, err.log);
     else
         log_info("logoff done name=%s", name);
+    return r;
 }
 
 void pools_session_end(struct pools *p, uint64_t session_id)
 {
     struct connection c = {0};
     bool found = false;
-    unsigned left = 0;
 
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->n_conns; i++)
@@ -895,15 +925,11 @@ void pools_session_end(struct pools *p, uint64_t session_id)
             found = true;
             break;
         }
-    if (found)
-        left = connected_locked(p, c.desktop);
     pthread_mutex_unlock(&p->lock);
-    if (!found)
-        return;
+    /* Also rows of a previous broker run that never re-attached. */
     (void)store_session_end(p->store, session_id, unix_now());
-    (void)store_usage_end(p->store, c.usage_id, unix_now());
-    if (left == 0)
-        desktop_logoff(p, c.desktop);
+    if (found && c.usage_id)
+        (void)store_usage_end(p->store, c.usage_id, unix_now());
 }
 
 /* ---- spares ---- */
@@ -1066,6 +1092,19 @@ static bool find_name(char **names, size_t n, const char *name)
 }
 
 /* Brings one store row in line with libvirt. Returns 0 or -errno (logged). */
+static bool session_open_on(struct pools *p, const char *desktop)
+{
+    _cleanup_(freep) struct store_session *open = NULL;
+    size_t n = 0;
+    bool found = false;
+
+    if (store_session_list(p->store, true, 0, &open, &n) < 0)
+        return false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = open[i].kind == STORE_SESSION_USER && streq(open[i].desktop, desktop);
+    return found;
+}
+
 static int reconcile_desktop(struct pools *p, struct store_desktop *d,
                              const struct virt_domain_info *dom, bool has_overlay)
 {
@@ -1140,9 +1179,10 @@ static int reconcile_desktop(struct pools *p, struct store_desktop *d,
     if (r < 0)
         return log_error_errno(r, "reconcile: desktop %s: %s", d->name, err.log);
 
-    /* No client survives a restart (yet): floating desktops go back to the pool. */
+    /* A floating desktop goes back to the pool unless its user's connection may still
+     * re-attach (an open session row: the broker logs it off if it does not). */
     if (d->owner[0] && store_pool_get(p->store, d->pool, &pool) == 0 &&
-        pool.kind == STORE_POOL_FLOATING) {
+        pool.kind == STORE_POOL_FLOATING && !session_open_on(p, d->name)) {
         log_info("reconcile: floating desktop %s of %s released", d->name, d->owner);
         r = desktop_reset_locked(p, d, &err);
         if (r == 0)
@@ -1202,13 +1242,12 @@ int pools_reconcile(struct pools *p)
     struct virt_domain_info *doms = NULL;
     struct virt_error verr = {""};
     char **overlays = NULL;
-    size_t n = 0, n_doms = 0, n_overlays = 0, closed = 0;
+    size_t n = 0, n_doms = 0, n_overlays = 0;
     int64_t now = unix_now();
     int r, failures = 0;
 
-    r = store_session_end_all_open(p->store, now, &closed);
-    if (r == 0 && closed)
-        log_info("reconcile: closed %zu sessions of the previous run", closed);
+    /* Open session rows stay open: their vdi-session processes may re-attach (the broker
+     * ends the rows of those that do not). */
     r = store_desktop_list(p->store, NULL, &ds, &n);
     if (r == 0)
         r = virt_list(p->virt, &doms, &n_doms, &verr);

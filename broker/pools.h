@@ -45,6 +45,15 @@ struct pools_options {
     double cpu_overcommit;    /* running vCPUs <= ratio * host CPUs */
     double memory_overcommit; /* running memory <= ratio * host memory */
     int shutdown_timeout_s;   /* ACPI shutdown before power off */
+    /* Desktops that stop by themselves (pools_desktop_stopped); 0 = the default. The
+     * first crash restarts at once, the next after crash_backoff_ms, x4 for each further
+     * one; crash_limit crashes within crash_window_ms mark the desktop FAILED. A desktop
+     * that its stop_action restarted and that stops again within quick_stop_ms counts as
+     * crashed (no restart loop). */
+    int crash_backoff_ms; /* default 5000 */
+    int crash_limit;      /* default 3, 1..16 */
+    int crash_window_ms;  /* default 600000 */
+    int quick_stop_ms;    /* default 60000 */
 };
 
 int pools_new(const struct pools_options *o, struct pools **ret);
@@ -62,6 +71,19 @@ int pools_reconcile(struct pools *p);
 /* Keeps min_spare free desktops running in every pool (within max_desktops and the
  * capacity limits). Run periodically from a worker. */
 void pools_maintain(struct pools *p);
+
+/* A desktop stopped without the pools asking (libvirt's lifecycle event, virt_watch):
+ * the broker calls this from a worker once it has closed the desktop's connections.
+ * Stops the pools cause themselves (logoff, reset, admin stop, deletion, reconciliation)
+ * and stale events (the desktop runs again) are ignored. Otherwise the running usage
+ * interval ends and the pool's stop_action applies: none leaves it off (the next login
+ * starts it), restart starts it again (admission control applies), reset gives it a
+ * fresh disk (floating: also releases it). A crash restarts it, at once the first time,
+ * then after a back-off (pools_maintain runs the delayed restart); crash_limit crashes
+ * within crash_window_ms mark it FAILED: logged as an error, counted in the metrics, and
+ * neither handed out nor started until an admin starts or resets it. VIRT_EVENT_STARTED
+ * is ignored. May block on libvirt (a start, a reset). */
+void pools_desktop_stopped(struct pools *p, const char *desktop, enum virt_event ev);
 
 /* ---- logins ---- */
 
@@ -82,21 +104,46 @@ int pools_entitled(struct pools *p, const char *user, char (**ret)[STORE_NAME_MA
 int pools_choose(struct pools *p, const char *user, const char *wanted,
                  char ret[STORE_NAME_MAX + 1], struct pools_error *err);
 
-/* Finds or makes the desktop for user (in pool, or "" = the one pool the user is
- * entitled to), starts it, and returns its name. Dedicated pools: the user's desktop, or
- * a free one (a running spare first) that becomes theirs. Floating: the desktop the user
- * is using, or any free one that is assigned until logoff. Makes a new desktop when none
- * is free and the pool is below max_desktops. */
-int pools_claim(struct pools *p, const char *user, const char *pool, char *ret_desktop,
-                size_t size, struct pools_error *err);
+/* One client connection to a desktop, as the store records it (a session row). */
+struct pools_connection {
+    uint64_t id;         /* the connection's id */
+    uint64_t session_id; /* the desktop session it belongs to */
+    enum store_session_kind kind;
+    char user[STORE_NAME_MAX + 1];
+    char client[STORE_ADDRESS_MAX];
+    char token_hash[65]; /* of its re-attach token; "" = none */
+};
+
+/* Finds or makes the desktop for c->user (in pool, or "" = the one pool the user is
+ * entitled to), starts it, records c as connected to it, and returns its name. Dedicated
+ * pools: the user's desktop, or a free one (a running spare first) that becomes theirs.
+ * Floating: the desktop the user is using, or any free one that is assigned until
+ * logoff. Makes a new desktop when none is free and the pool is below max_desktops.
+ * The connection is counted before the desktop's lock is released, so that a logoff
+ * racing this login leaves the desktop alone. On failure nothing is recorded. */
+int pools_claim(struct pools *p, const struct pools_connection *c, const char *pool,
+                char *ret_desktop, size_t size, struct pools_error *err);
 int pools_open_display(struct pools *p, const char *desktop, int *ret_fd,
                        struct pools_error *err);
 
-/* A client is connected to desktop / has left it. When the last one leaves, the pool's
- * logoff action runs (end blocks for it). */
-void pools_session_begin(struct pools *p, uint64_t session_id, const char *user,
-                         const char *desktop, const char *client);
-void pools_session_end(struct pools *p, uint64_t session_id);
+/* A connection to desktop that did not go through pools_claim (an admin shadowing) /
+ * a connection ended (its row is closed; also rows of a previous broker run that never
+ * re-attached). Neither runs the logoff action: the broker decides when (grace). */
+void pools_session_begin(struct pools *p, const struct pools_connection *c, const char *desktop);
+void pools_session_end(struct pools *p, uint64_t connection_id);
+/* A connection of a previous broker run comes back: its row must be open and its token
+ * hash match (constant-time). Counts it as connected again and fills *ret with the row.
+ * Returns 0, -ENOENT, -EPERM (ended, or the token does not match), -EBUSY (already
+ * connected), -EIO. */
+int pools_session_reattach(struct pools *p, uint64_t connection_id, const char *token_hash,
+                           struct store_session *ret);
+/* Session rows still open (at start: those of the previous run). */
+int pools_open_sessions(struct pools *p, struct store_session **ret, size_t *ret_n);
+/* The pool's logoff action on desktop, unless a user is connected to it again. Blocks for
+ * it (a shutdown can take shutdown_timeout_s). Returns 0 or -errno (logged). */
+int pools_logoff(struct pools *p, const char *desktop);
+/* A pool's record, for its session policies. 0, -ENOENT, -EIO. */
+int pools_pool_get(struct pools *p, const char *name, struct store_pool *ret);
 
 /* ---- administration (the admin API) ---- */
 

@@ -65,6 +65,7 @@ struct store_ops {
 
     int (*session_begin)(struct store *s, const struct store_session *sess);
     int (*session_end)(struct store *s, uint64_t id, int64_t ended);
+    int (*session_get)(struct store *s, uint64_t id, struct store_session *ret);
     /* limit 0 = no limit. */
     int (*session_list)(struct store *s, bool active_only, size_t limit, struct store_session **ret,
                         size_t *ret_n);
@@ -80,10 +81,6 @@ struct store_ops {
     int (*usage_report)(struct store *s, int64_t from, int64_t to, int64_t now, const char *user,
                         const char *pool, struct store_usage_row **ret, size_t *ret_n);
 
-    int (*audit_add)(struct store *s, int64_t time, const char *actor, const char *action,
-                     const char *target, const char *detail);
-    int (*audit_list)(struct store *s, int64_t since, size_t limit, struct store_audit_event **ret,
-                      size_t *ret_n);
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -92,3 +89,4 @@ extern const struct store_ops store_sqlite_ops;
 int store_desktop_state_from_string(const char *s, enum store_desktop_state *ret);
 const char *store_usage_kind_to_string(enum store_usage_kind v);
 int store_usage_kind_from_string(const char *s, enum store_usage_kind *ret);
+int store_session_kind_from_string(const char *s, enum store_session_kind *ret);

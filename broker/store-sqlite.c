@@ -33,7 +33,7 @@ static struct store_sqlite *to_sqlite(struct store *s)
  * transaction. A step that has shipped is never edited; changes are new steps.
  *
  * Names are plain TEXT keys (they are what admins type and what libvirt sees). History
- * (sessions, usage, audit) has no foreign keys: it must outlive the desktops and pools it
+ * (sessions, usage) has no foreign keys: it must outlive the desktops and pools it
  * names. pool_counters has none either, so that a pool deleted and made again does not
  * hand out the names of its earlier desktops, whose logs may remain. */
 static const char *const migrations[] = {
@@ -117,6 +117,45 @@ static const char *const migrations[] = {
     "  detail TEXT NOT NULL DEFAULT ''"
     ");"
     "CREATE INDEX audit_time ON audit (time);",
+
+    /* 2: session policies and stop actions of pools, the 'failed' desktop state (a CHECK
+     * cannot be altered: the table is made again; nothing refers to desktops, so dropping
+     * the old one deletes nothing else), desktop sessions and shadows, and the audit table
+     * gone (the audit log is a file now: session/audit.h). */
+    "ALTER TABLE pools ADD COLUMN disconnect_grace_s INTEGER NOT NULL DEFAULT 300"
+    "  CHECK (disconnect_grace_s BETWEEN 0 AND 604800);"
+    "ALTER TABLE pools ADD COLUMN idle_timeout_s INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (idle_timeout_s BETWEEN 0 AND 604800);"
+    "ALTER TABLE pools ADD COLUMN max_session_s INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (max_session_s BETWEEN 0 AND 2592000);"
+    "ALTER TABLE pools ADD COLUMN stop_action TEXT NOT NULL DEFAULT 'none'"
+    "  CHECK (stop_action IN ('none', 'restart', 'reset'));"
+    "UPDATE pools SET stop_action = 'reset' WHERE kind = 'floating';"
+    "CREATE TABLE desktops_new ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  pool TEXT NOT NULL REFERENCES pools (name) ON DELETE RESTRICT,"
+    "  owner TEXT NOT NULL DEFAULT '',"
+    "  state TEXT NOT NULL"
+    "    CHECK (state IN ('provisioning', 'ready', 'resetting', 'deleting', 'failed')),"
+    "  disk TEXT NOT NULL DEFAULT '',"
+    "  created INTEGER NOT NULL,"
+    "  assigned INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "INSERT INTO desktops_new (name, pool, owner, state, disk, created, assigned)"
+    "  SELECT name, pool, owner, state, disk, created, assigned FROM desktops;"
+    "DROP TABLE desktops;"
+    "ALTER TABLE desktops_new RENAME TO desktops;"
+    "CREATE INDEX desktops_pool ON desktops (pool, name);"
+    "ALTER TABLE sessions ADD COLUMN session_id INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (session_id >= 0);"
+    "ALTER TABLE sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'user'"
+    "  CHECK (kind IN ('user', 'shadow'));"
+    "ALTER TABLE sessions ADD COLUMN token_hash TEXT NOT NULL DEFAULT ''"
+    "  CHECK (token_hash = '' OR (length(token_hash) = 64"
+    "                             AND token_hash NOT GLOB '*[^0-9a-f]*'));"
+    "UPDATE sessions SET session_id = id;"
+    "CREATE INDEX sessions_session ON sessions (session_id);"
+    "DROP TABLE audit;",
 };
 
 /* ---- statements ---- */
@@ -440,7 +479,7 @@ static void sqlite_closep(struct store_sqlite **s)
         sqlite_close(&(*s)->base);
 }
 
-/* Creates the file unless it exists, mode 0600 whatever the umask: usage and audit are
+/* Creates the file unless it exists, mode 0600 whatever the umask: usage and sessions are
  * not for every local user. SQLite gives -wal and -shm the mode of the database. */
 static int create_file(const char *path)
 {
@@ -573,7 +612,8 @@ static int sqlite_template_delete(struct store *base, const char *name)
 /* ---- pools ---- */
 
 #define POOL_COLUMNS                                                                               \
-    "name, template, vcpus, memory_mib, kind, min_spare, max_desktops, logoff, created"
+    "name, template, vcpus, memory_mib, kind, min_spare, max_desktops, logoff, created, "         \
+    "disconnect_grace_s, idle_timeout_s, max_session_s, stop_action"
 
 static int pool_read(sqlite3_stmt *st, void *elem)
 {
@@ -585,19 +625,27 @@ static int pool_read(sqlite3_stmt *st, void *elem)
     p->min_spare = sqlite3_column_int(st, 5);
     p->max_desktops = sqlite3_column_int(st, 6);
     p->created = sqlite3_column_int64(st, 8);
+    p->disconnect_grace_s = sqlite3_column_int(st, 9);
+    p->idle_timeout_s = sqlite3_column_int(st, 10);
+    p->max_session_s = sqlite3_column_int(st, 11);
     int r = COLUMN_ENUM(st, 4, store_pool_kind_from_string, &p->kind);
-    return r < 0 ? r : COLUMN_ENUM(st, 7, store_logoff_from_string, &p->logoff);
+    if (r >= 0)
+        r = COLUMN_ENUM(st, 7, store_logoff_from_string, &p->logoff);
+    return r < 0 ? r : COLUMN_ENUM(st, 12, store_stop_action_from_string, &p->stop_action);
 }
 
 static int sqlite_pool_add(struct store *base, const struct store_pool *p)
 {
     int r = db_write(to_sqlite(base), -ENOENT,
                      "INSERT INTO pools (" POOL_COLUMNS ") "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                      PARAMS(P_TEXT(p->name), P_TEXT(p->template_name), P_INT(p->vcpus),
                             P_INT(p->memory_mib), P_TEXT(store_pool_kind_to_string(p->kind)),
                             P_INT(p->min_spare), P_INT(p->max_desktops),
-                            P_TEXT(store_logoff_to_string(p->logoff)), P_INT(p->created)));
+                            P_TEXT(store_logoff_to_string(p->logoff)), P_INT(p->created),
+                            P_INT(p->disconnect_grace_s), P_INT(p->idle_timeout_s),
+                            P_INT(p->max_session_s),
+                            P_TEXT(store_stop_action_to_string(p->stop_action))));
     return r < 0 ? r : 0;
 }
 
@@ -622,10 +670,13 @@ static int sqlite_pool_update(struct store *base, const struct store_pool *p)
     return changed_one(db_write(
         to_sqlite(base), -ENOENT,
         "UPDATE pools SET template = ?2, vcpus = ?3, memory_mib = ?4, kind = ?5, "
-        "min_spare = ?6, max_desktops = ?7, logoff = ?8 WHERE name = ?1",
+        "min_spare = ?6, max_desktops = ?7, logoff = ?8, disconnect_grace_s = ?9, "
+        "idle_timeout_s = ?10, max_session_s = ?11, stop_action = ?12 WHERE name = ?1",
         PARAMS(P_TEXT(p->name), P_TEXT(p->template_name), P_INT(p->vcpus), P_INT(p->memory_mib),
                P_TEXT(store_pool_kind_to_string(p->kind)), P_INT(p->min_spare),
-               P_INT(p->max_desktops), P_TEXT(store_logoff_to_string(p->logoff)))));
+               P_INT(p->max_desktops), P_TEXT(store_logoff_to_string(p->logoff)),
+               P_INT(p->disconnect_grace_s), P_INT(p->idle_timeout_s), P_INT(p->max_session_s),
+               P_TEXT(store_stop_action_to_string(p->stop_action)))));
 }
 
 static int sqlite_pool_delete(struct store *base, const char *name)
@@ -852,7 +903,8 @@ static int sqlite_entitled_pools(struct store *base, const char *user, const cha
 
 /* ---- sessions ---- */
 
-#define SESSION_COLUMNS "id, username, pool, desktop, client, started, ended"
+#define SESSION_COLUMNS                                                                            \
+    "id, username, pool, desktop, client, started, ended, session_id, kind, token_hash"
 
 static int session_read(sqlite3_stmt *st, void *elem)
 {
@@ -864,17 +916,28 @@ static int session_read(sqlite3_stmt *st, void *elem)
     COLUMN_COPY(st, 4, sess->client);
     sess->started = sqlite3_column_int64(st, 5);
     sess->ended = sqlite3_column_int64(st, 6);
-    return 0;
+    sess->session_id = (uint64_t)sqlite3_column_int64(st, 7);
+    COLUMN_COPY(st, 9, sess->token_hash);
+    return COLUMN_ENUM(st, 8, store_session_kind_from_string, &sess->kind);
 }
 
 static int sqlite_session_begin(struct store *base, const struct store_session *sess)
 {
     int r = db_write(to_sqlite(base), 0,
                      "INSERT INTO sessions (" SESSION_COLUMNS ") "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)",
                      PARAMS(P_INT(sess->id), P_TEXT(sess->user), P_TEXT(sess->pool),
-                            P_TEXT(sess->desktop), P_TEXT(sess->client), P_INT(sess->started)));
+                            P_TEXT(sess->desktop), P_TEXT(sess->client), P_INT(sess->started),
+                            P_INT(sess->session_id),
+                            P_TEXT(store_session_kind_to_string(sess->kind)),
+                            P_TEXT(sess->token_hash)));
     return r < 0 ? r : 0;
+}
+
+static int sqlite_session_get(struct store *base, uint64_t id, struct store_session *ret)
+{
+    return db_get(to_sqlite(base), "SELECT " SESSION_COLUMNS " FROM sessions WHERE id = ?1",
+                  PARAMS(P_INT(id)), session_read, ret);
 }
 
 /* Ending twice keeps the first end. */
@@ -921,7 +984,11 @@ static int sqlite_session_max_id(struct store *base, uint64_t *ret)
 {
     struct store_sqlite *s = to_sqlite(base);
     _cleanup_(stmt_freep) sqlite3_stmt *st = NULL;
-    int r = db_prepare(s, "SELECT MAX(COALESCE(MAX(id), 0), 0) FROM sessions", NO_PARAMS, &st);
+    /* Two subqueries, so that each MAX() is one index lookup. */
+    int r = db_prepare(s,
+                       "SELECT MAX(COALESCE((SELECT MAX(id) FROM sessions), 0),"
+                       " COALESCE((SELECT MAX(session_id) FROM sessions), 0))",
+                       NO_PARAMS, &st);
     if (r >= 0)
         r = db_next(s, st);
     if (r <= 0)
@@ -1011,46 +1078,6 @@ static int sqlite_usage_report(struct store *base, int64_t from, int64_t to, int
     return r;
 }
 
-/* ---- audit ---- */
-
-static int audit_read(sqlite3_stmt *st, void *elem)
-{
-    struct store_audit_event *a = elem;
-    a->id = (uint64_t)sqlite3_column_int64(st, 0);
-    a->time = sqlite3_column_int64(st, 1);
-    COLUMN_COPY(st, 2, a->actor);
-    COLUMN_COPY(st, 3, a->action);
-    COLUMN_COPY(st, 4, a->target);
-    COLUMN_COPY(st, 5, a->detail);
-    return 0;
-}
-
-static int sqlite_audit_add(struct store *base, int64_t time, const char *actor, const char *action,
-                            const char *target, const char *detail)
-{
-    int r = db_write(
-        to_sqlite(base), 0,
-        "INSERT INTO audit (time, actor, action, target, detail) "
-        "VALUES (?1, ?2, ?3, ?4, ?5)",
-        PARAMS(P_INT(time), P_TEXT(actor), P_TEXT(action), P_TEXT(target), P_TEXT(detail)));
-    return r < 0 ? r : 0;
-}
-
-/* Newest first by id, not time: ids follow insertion even when the clock steps back. */
-static int sqlite_audit_list(struct store *base, int64_t since, size_t limit,
-                             struct store_audit_event **ret, size_t *ret_n)
-{
-    void *list = NULL;
-    int r = db_list(to_sqlite(base),
-                    "SELECT id, time, actor, action, target, detail FROM audit "
-                    "WHERE time >= ?1 ORDER BY id DESC LIMIT ?2",
-                    PARAMS(P_INT(since), P_INT(sql_limit(limit))), sizeof(**ret), audit_read, &list,
-                    ret_n);
-    if (r >= 0)
-        *ret = list;
-    return r;
-}
-
 const struct store_ops store_sqlite_ops = {
     .open = sqlite_open,
     .close = sqlite_close,
@@ -1079,6 +1106,7 @@ const struct store_ops store_sqlite_ops = {
     .entitled_pools = sqlite_entitled_pools,
     .session_begin = sqlite_session_begin,
     .session_end = sqlite_session_end,
+    .session_get = sqlite_session_get,
     .session_list = sqlite_session_list,
     .session_end_all_open = sqlite_session_end_all_open,
     .session_max_id = sqlite_session_max_id,
@@ -1086,6 +1114,4 @@ const struct store_ops store_sqlite_ops = {
     .usage_end = sqlite_usage_end,
     .usage_end_open_for_desktop = sqlite_usage_end_open_for_desktop,
     .usage_report = sqlite_usage_report,
-    .audit_add = sqlite_audit_add,
-    .audit_list = sqlite_audit_list,
 };

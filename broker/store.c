@@ -16,7 +16,9 @@
 #define STORE_MEMORY_MIB_MIN 64
 #define STORE_MEMORY_MIB_MAX 4194304 /* 4 TiB */
 #define STORE_DESKTOPS_MAX 10000
-#define STORE_ACTION_MAX STORE_NAME_MAX
+#define STORE_GRACE_MAX 604800       /* 7 days */
+#define STORE_IDLE_MAX 604800        /* 7 days */
+#define STORE_SESSION_MAX_S 2592000  /* 30 days */
 
 /* ---- enums as text ---- */
 
@@ -43,6 +45,16 @@ static const char *const desktop_state_names[] = {
     [STORE_DESKTOP_READY] = "ready",
     [STORE_DESKTOP_RESETTING] = "resetting",
     [STORE_DESKTOP_DELETING] = "deleting",
+    [STORE_DESKTOP_FAILED] = "failed",
+};
+static const char *const stop_action_names[] = {
+    [STORE_STOP_NONE] = "none",
+    [STORE_STOP_RESTART] = "restart",
+    [STORE_STOP_RESET] = "reset",
+};
+static const char *const session_kind_names[] = {
+    [STORE_SESSION_USER] = "user",
+    [STORE_SESSION_SHADOW] = "shadow",
 };
 static const char *const entitlement_kind_names[] = {
     [STORE_ENTITLE_USER] = "user",
@@ -92,6 +104,8 @@ DEFINE_ENUM_STRINGS(store_firmware, enum store_firmware, firmware_names)
 DEFINE_ENUM_STRINGS(store_pool_kind, enum store_pool_kind, pool_kind_names)
 DEFINE_ENUM_STRINGS(store_logoff, enum store_logoff, logoff_names)
 DEFINE_ENUM_STRINGS(store_desktop_state, enum store_desktop_state, desktop_state_names)
+DEFINE_ENUM_STRINGS(store_stop_action, enum store_stop_action, stop_action_names)
+DEFINE_ENUM_STRINGS(store_session_kind, enum store_session_kind, session_kind_names)
 DEFINE_ENUM_STRINGS(store_entitlement_kind, enum store_entitlement_kind, entitlement_kind_names)
 DEFINE_ENUM_STRINGS(store_usage_kind, enum store_usage_kind, usage_kind_names)
 
@@ -173,19 +187,6 @@ static bool desktop_name_is_valid(const char *s)
     return true;
 }
 
-static bool action_is_valid(const char *s)
-{
-    if (!s)
-        return false;
-    size_t n = strnlen(s, STORE_ACTION_MAX + 1);
-    if (n == 0 || n > STORE_ACTION_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!is_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
-            return false;
-    return true;
-}
-
 static bool in_range(int64_t v, int64_t min, int64_t max)
 {
     return v >= min && v <= max;
@@ -208,7 +209,10 @@ static int pool_check(const struct store_pool *p)
         !in_range(p->memory_mib, STORE_MEMORY_MIB_MIN, STORE_MEMORY_MIB_MAX) ||
         !store_pool_kind_to_string(p->kind) || !in_range(p->max_desktops, 1, STORE_DESKTOPS_MAX) ||
         !in_range(p->min_spare, 0, p->max_desktops) || !store_logoff_to_string(p->logoff) ||
-        p->created < 0)
+        !in_range(p->disconnect_grace_s, 0, STORE_GRACE_MAX) ||
+        !in_range(p->idle_timeout_s, 0, STORE_IDLE_MAX) ||
+        !in_range(p->max_session_s, 0, STORE_SESSION_MAX_S) ||
+        !store_stop_action_to_string(p->stop_action) || p->created < 0)
         return -EINVAL;
     return 0;
 }
@@ -230,9 +234,23 @@ static int entitlement_check(const struct store_entitlement *e)
     return 0;
 }
 
+/* "" or 64 lowercase hex digits (a SHA-256). */
+static bool token_hash_is_valid(const char *s)
+{
+    size_t n = strnlen(s, 65);
+    if (n != 0 && n != 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
 static int session_check(const struct store_session *sess)
 {
-    if (!sess || sess->id > INT64_MAX || !user_is_valid(sess->user, false) ||
+    if (!sess || sess->id > INT64_MAX || sess->session_id > INT64_MAX ||
+        !store_session_kind_to_string(sess->kind) || !token_hash_is_valid(sess->token_hash) ||
+        !user_is_valid(sess->user, false) ||
         !pool_ref_is_valid(sess->pool, true) || !desktop_name_is_valid(sess->desktop) ||
         !text_is_valid(sess->client, sizeof(sess->client), true) || sess->started < 0)
         return -EINVAL;
@@ -550,6 +568,13 @@ int store_session_end(struct store *s, uint64_t id, int64_t ended)
     return TX(s, true, s->ops->session_end(s, id, ended));
 }
 
+int store_session_get(struct store *s, uint64_t id, struct store_session *ret)
+{
+    if (id > INT64_MAX || !ret)
+        return -EINVAL;
+    return TX(s, false, s->ops->session_get(s, id, ret));
+}
+
 int store_session_list(struct store *s, bool active_only, size_t limit, struct store_session **ret,
                        size_t *ret_n)
 {
@@ -630,35 +655,6 @@ int store_usage_report(struct store *s, int64_t from, int64_t to, int64_t now, c
     _cleanup_(freep) struct store_usage_row *list = NULL;
     size_t n = 0;
     int r = TX(s, false, s->ops->usage_report(s, from, to, now, user, pool, &list, &n));
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(list);
-    *ret_n = n;
-    return 0;
-}
-
-/* ---- audit ---- */
-
-int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
-                    const char *detail)
-{
-    if (!target)
-        target = "";
-    if (!detail)
-        detail = "";
-    if (!user_is_valid(actor, false) || !action_is_valid(action) ||
-        !text_is_valid(target, STORE_DESKTOP_MAX + 1, true) ||
-        !text_is_valid(detail, STORE_TEXT_MAX, true))
-        return -EINVAL;
-    return TX(s, true, s->ops->audit_add(s, unix_now(), actor, action, target, detail));
-}
-
-int store_audit_list(struct store *s, int64_t since, size_t limit, struct store_audit_event **ret,
-                     size_t *ret_n)
-{
-    _cleanup_(freep) struct store_audit_event *list = NULL;
-    size_t n = 0;
-    int r = TX(s, false, s->ops->audit_list(s, since, limit, &list, &n));
     if (r < 0)
         return r;
     *ret = TAKE_PTR(list);

@@ -1,7 +1,7 @@
 #pragma once
 /*
- * The broker's durable state: templates, pools, desktops, entitlements, sessions, usage
- * intervals and audit events. The one place SQL lives.
+ * The broker's durable state: templates, pools, desktops, entitlements, sessions and usage
+ * intervals (audit events go to the audit log, session/audit.h). The one place SQL lives.
  *
  * The interface is deliberately narrow (plain records in, plain records out, every
  * function one transaction) so that a PostgreSQL backend for several brokers can be
@@ -27,7 +27,7 @@
 #define STORE_NAME_MAX 32    /* template, pool, user and group names (without NUL) */
 #define STORE_DESKTOP_MAX 64 /* desktop (libvirt domain) names */
 #define STORE_PATH_MAX 1024
-#define STORE_TEXT_MAX 1024 /* kernel cmdline, audit detail */
+#define STORE_TEXT_MAX 1024 /* kernel cmdline */
 #define STORE_ADDRESS_MAX 64
 
 enum store_os { STORE_OS_LINUX, STORE_OS_WINDOWS };
@@ -44,6 +44,16 @@ enum store_desktop_state {
     STORE_DESKTOP_READY,        /* overlay and domain exist */
     STORE_DESKTOP_RESETTING,    /* overlay being replaced with a fresh one */
     STORE_DESKTOP_DELETING,     /* being removed */
+    STORE_DESKTOP_FAILED,       /* crashed too often: not started or handed out until an
+                                   admin starts or resets it */
+};
+/* What happens when a desktop stops without the broker asking (guest poweroff, virsh
+ * destroy): nothing (it starts at the next login), start it again, or reset it to the
+ * template (and, floating, release it). Crashes always restart, with back-off. */
+enum store_stop_action { STORE_STOP_NONE, STORE_STOP_RESTART, STORE_STOP_RESET };
+enum store_session_kind {
+    STORE_SESSION_USER,   /* the user's own connection */
+    STORE_SESSION_SHADOW, /* an admin watching, view-only */
 };
 enum store_entitlement_kind { STORE_ENTITLE_USER, STORE_ENTITLE_GROUP };
 enum store_usage_kind {
@@ -53,7 +63,8 @@ enum store_usage_kind {
 
 /* Text forms used in the API, vdictl and the DB ("linux", "windows", "bios", "uefi",
  * "dedicated", "floating", "keep", "suspend", "shutdown", "reset", "provisioning",
- * "ready", "resetting", "deleting", "user", "group", "running", "connected").
+ * "ready", "resetting", "deleting", "failed", "user", "group", "running", "connected",
+ * "none", "restart", "reset" (stop actions), "user", "shadow" (session kinds)).
  * *_from_string return 0 or -EINVAL. */
 const char *store_os_to_string(enum store_os v);
 int store_os_from_string(const char *s, enum store_os *ret);
@@ -64,6 +75,9 @@ int store_pool_kind_from_string(const char *s, enum store_pool_kind *ret);
 const char *store_logoff_to_string(enum store_logoff v);
 int store_logoff_from_string(const char *s, enum store_logoff *ret);
 const char *store_desktop_state_to_string(enum store_desktop_state v);
+const char *store_stop_action_to_string(enum store_stop_action v);
+int store_stop_action_from_string(const char *s, enum store_stop_action *ret);
+const char *store_session_kind_to_string(enum store_session_kind v);
 const char *store_entitlement_kind_to_string(enum store_entitlement_kind v);
 int store_entitlement_kind_from_string(const char *s, enum store_entitlement_kind *ret);
 
@@ -90,6 +104,13 @@ struct store_pool {
     int min_spare;    /* >= 0: free desktops kept running */
     int max_desktops; /* >= 1 */
     enum store_logoff logoff;
+    /* Session policies (issue 4), seconds; 0 = off (grace 0: logoff at once). */
+    int disconnect_grace_s; /* after the last client left, before the logoff action;
+                               0..604800, default 300 */
+    int idle_timeout_s;     /* no keyboard/pointer input: disconnect; 0..604800, default 0 */
+    int max_session_s;      /* from session start: disconnect and log off; 0..2592000,
+                               default 0 */
+    enum store_stop_action stop_action; /* default: none (dedicated), reset (floating) */
     int64_t created;
 };
 
@@ -109,8 +130,13 @@ struct store_entitlement {
     char name[STORE_NAME_MAX + 1]; /* user or group */
 };
 
+/* One row per client connection (a vdi-session process). Connections of one desktop
+ * session (reconnects, takeovers, shadows) share session_id. */
 struct store_session {
-    uint64_t id; /* the broker's session id (unique per broker run) */
+    uint64_t id;         /* the connection id (unique across broker runs) */
+    uint64_t session_id; /* the desktop session it belongs to */
+    enum store_session_kind kind;
+    char token_hash[65]; /* hex SHA-256 of the reattach token; "" = cannot reattach */
     char user[STORE_NAME_MAX + 1];
     char pool[STORE_NAME_MAX + 1];
     char desktop[STORE_DESKTOP_MAX + 1];
@@ -128,15 +154,6 @@ struct store_usage_row {
     double vcpu_seconds;
     double memory_mib_seconds;
     double connected_seconds;
-};
-
-struct store_audit_event {
-    uint64_t id;
-    int64_t time; /* unix seconds */
-    char actor[STORE_NAME_MAX + 1]; /* user name, or "vdi" for the broker itself */
-    char action[STORE_NAME_MAX + 1]; /* e.g. "pool.add", "desktop.reset", "login" */
-    char target[STORE_DESKTOP_MAX + 1];
-    char detail[STORE_TEXT_MAX];
 };
 
 struct store;
@@ -199,10 +216,13 @@ int store_entitled_pools(struct store *s, const char *user, const char *const *g
  * run left open (returns how many via *ret_n, may be NULL). */
 int store_session_begin(struct store *s, const struct store_session *sess);
 int store_session_end(struct store *s, uint64_t id, int64_t ended);
+/* -ENOENT when no row has that id. */
+int store_session_get(struct store *s, uint64_t id, struct store_session *ret);
 int store_session_list(struct store *s, bool active_only, size_t limit,
                        struct store_session **ret, size_t *ret_n);
 int store_session_end_all_open(struct store *s, int64_t ended, size_t *ret_n);
-/* The highest session id ever stored (ids keep growing across broker restarts). */
+/* The highest id or session_id ever stored: both come from one counter, which keeps
+ * growing across broker restarts. */
 int store_session_max_id(struct store *s, uint64_t *ret);
 
 /* Usage intervals. begin returns the interval id; end closes it (idempotent: an
@@ -217,10 +237,3 @@ int store_usage_end_open_for_desktop(struct store *s, const char *desktop, int k
  * ordered by user then pool. user / pool NULL = all. */
 int store_usage_report(struct store *s, int64_t from, int64_t to, int64_t now, const char *user,
                        const char *pool, struct store_usage_row **ret, size_t *ret_n);
-
-/* Audit events (append only). list: newest first, at most limit (0 = no limit),
- * since = unix seconds (0 = all). */
-int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
-                    const char *detail);
-int store_audit_list(struct store *s, int64_t since, size_t limit, struct store_audit_event **ret,
-                     size_t *ret_n);

@@ -29,6 +29,11 @@
 #define VIRT_SHUTDOWN_POLL_MS 100
 /* Longest metadata text virt_list can hand back whole (struct virt_domain_info). */
 #define VIRT_META_MAX 64
+/* Keepalive on the connection (remote drivers): a probe every 5 s, closed after 3 lost. */
+#define VIRT_KEEPALIVE_INTERVAL_S 5
+#define VIRT_KEEPALIVE_COUNT 3u
+/* After a failed reopen of a lost connection, calls fail at once for this long. */
+#define VIRT_REOPEN_INTERVAL_MS 1000
 
 /* Names of desktops a thread is working on; the nodes live on those threads' stacks. */
 struct busy_name {
@@ -36,8 +41,25 @@ struct busy_name {
     struct busy_name *next;
 };
 
+/* virt_watch's callback; shared by libvirt's registrations (one reference each, dropped
+ * by libvirt's free callback) and the virt (one), so that an event in flight on libvirt's
+ * thread never sees it freed. */
+struct watch {
+    pthread_mutex_t lock; /* held while fn runs: clearing fn waits for a call in flight */
+    virt_event_fn fn;
+    void *userdata;
+    atomic_int refs;
+};
+
 struct virt {
+    /* The connection: replaced when libvirt closed it (conn_get). Users take a reference
+     * (virConnectRef) under conn_lock, so calls in flight keep a lost one alive. */
+    pthread_mutex_t conn_lock;
     virConnectPtr conn;
+    atomic_bool conn_lost;    /* set by the close callback */
+    uint64_t reopen_after_ms; /* no reopen attempt before then */
+    struct watch *watch;      /* virt_watch, or NULL */
+    int event_id;             /* libvirt's id of the lifecycle registration on conn, or -1 */
     char *uri;
     char *virt_type;
     char *disk_dir;
@@ -578,6 +600,10 @@ static void xml_devices(FILE *f, const struct virt_desktop_spec *spec, const cha
                      : "      <target type='serial' port='0'/>\n    </console>\n",
               f);
     }
+    /* pvpanic: a guest kernel panic (Linux has the driver built in, Windows with the
+     * virtio-win one) ends the domain as crashed (on_crash=destroy), which the lifecycle
+     * events report, instead of leaving a hung VM. */
+    fputs("    <panic model='isa'/>\n", f);
     if (windows)
         fputs("    <memballoon model='none'/>\n", f);
     else
@@ -772,6 +798,261 @@ out:
     return r;
 }
 
+/* ---- the connection and lifecycle events ---- */
+
+static void watch_unref(void *opaque)
+{
+    struct watch *w = opaque;
+
+    if (atomic_fetch_sub(&w->refs, 1) == 1) {
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+    }
+}
+
+const char *virt_event_to_string(enum virt_event ev)
+{
+    static const char *const names[] = {
+        [VIRT_EVENT_STARTED] = "started",     [VIRT_EVENT_SHUTDOWN] = "shutdown",
+        [VIRT_EVENT_DESTROYED] = "destroyed", [VIRT_EVENT_CRASHED] = "crashed",
+        [VIRT_EVENT_STOPPED] = "stopped",
+    };
+
+    if ((unsigned)ev >= ARRAY_SIZE(names) || !names[ev])
+        return "unknown";
+    return names[ev];
+}
+
+/* libvirt's lifecycle event and detail as ours; false for those we do not report. */
+static bool event_map(int event, int detail, enum virt_event *ret)
+{
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STARTED:
+        *ret = VIRT_EVENT_STARTED;
+        return true;
+    case VIR_DOMAIN_EVENT_STOPPED:
+        switch (detail) {
+        case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN:
+            *ret = VIRT_EVENT_SHUTDOWN;
+            break;
+        case VIR_DOMAIN_EVENT_STOPPED_DESTROYED:
+            *ret = VIRT_EVENT_DESTROYED;
+            break;
+        case VIR_DOMAIN_EVENT_STOPPED_CRASHED: /* guest panic, on_crash=destroy */
+        case VIR_DOMAIN_EVENT_STOPPED_FAILED:  /* QEMU died or was killed */
+            *ret = VIRT_EVENT_CRASHED;
+            break;
+        default: /* saved, migrated, from snapshot */
+            *ret = VIRT_EVENT_STOPPED;
+            break;
+        }
+        return true;
+    default:
+        /* Not VIR_DOMAIN_EVENT_CRASHED either: with our <on_crash>destroy</on_crash> a
+         * guest panic is followed by STOPPED_CRASHED, and one crash must count once. */
+        return false;
+    }
+}
+
+/* On libvirt's event thread. */
+static int lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+                           void *opaque)
+{
+    struct watch *w = opaque;
+    const char *name = virDomainGetName(dom);
+    enum virt_event ev;
+    char *meta;
+
+    (void)conn;
+    if (!event_map(event, detail, &ev) || !name_is_valid(name))
+        return 0;
+    /* Ours only (a local look-up for embedded drivers, one round trip for remote ones).
+     * A domain undefined meanwhile has no metadata left: not reported. */
+    meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, VIRT_METADATA_URI, 0);
+    if (!meta) {
+        virResetLastError();
+        return 0;
+    }
+    free(meta);
+    pthread_mutex_lock(&w->lock);
+    if (w->fn)
+        w->fn(w->userdata, name, ev);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+/* On libvirt's event thread (libvirtd restarted, keepalive timeout, socket error). */
+static void connection_closed(virConnectPtr conn, int reason, void *opaque)
+{
+    static const char *const reasons[] = {
+        [VIR_CONNECT_CLOSE_REASON_ERROR] = "error",
+        [VIR_CONNECT_CLOSE_REASON_EOF] = "end of file",
+        [VIR_CONNECT_CLOSE_REASON_KEEPALIVE] = "keepalive timeout",
+        [VIR_CONNECT_CLOSE_REASON_CLIENT] = "closed",
+    };
+    struct virt *v = opaque;
+
+    (void)conn;
+    atomic_store(&v->conn_lost, true);
+    log_error("libvirt connection %s lost (%s); reopening it at the next call", v->uri,
+              reason >= 0 && (size_t)reason < ARRAY_SIZE(reasons) ? reasons[reason] : "unknown");
+}
+
+/* Under conn_lock: registers the lifecycle callback on v->conn. */
+static int watch_register_locked(struct virt *v)
+{
+    atomic_fetch_add(&v->watch->refs, 1); /* libvirt's, dropped by watch_unref */
+    v->event_id = virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                   VIR_DOMAIN_EVENT_CALLBACK(lifecycle_event),
+                                                   v->watch, watch_unref);
+    if (v->event_id < 0) {
+        /* A failed registration never calls the free callback. */
+        atomic_fetch_sub(&v->watch->refs, 1);
+        log_debug("cannot register for libvirt lifecycle events on %s: %s", v->uri,
+                  virGetLastErrorMessage());
+        virResetLastError();
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Under conn_lock (or before anyone else has v): opens v->conn, keepalive, close callback
+ * and, when watching, the lifecycle callback. */
+static int conn_open_locked(struct virt *v, struct virt_error *err)
+{
+    int r;
+
+    v->conn = virConnectOpen(v->uri);
+    if (!v->conn)
+        return virt_fail(err, -EIO, "cannot open libvirt connection %s", v->uri);
+    atomic_store(&v->conn_lost, false);
+    /* Only remote drivers know keepalive; local and embedded ones say "not supported". */
+    r = virConnectSetKeepAlive(v->conn, VIRT_KEEPALIVE_INTERVAL_S, VIRT_KEEPALIVE_COUNT);
+    if (r != 0)
+        log_debug("libvirt keepalive not used for %s: %s", v->uri,
+                  r < 0 ? virGetLastErrorMessage() : "the server does not support it");
+    virResetLastError();
+    if (virConnectRegisterCloseCallback(v->conn, connection_closed, v, NULL) < 0) {
+        log_debug("no close callback on %s: %s", v->uri, virGetLastErrorMessage());
+        virResetLastError();
+    }
+    if (v->watch && watch_register_locked(v) < 0)
+        log_error("libvirt connection %s: lifecycle events are not watched any more", v->uri);
+    return 0;
+}
+
+/* Under conn_lock: lets go of v->conn (users in flight keep their references). */
+static void conn_drop_locked(struct virt *v)
+{
+    if (!v->conn)
+        return;
+    if (v->event_id >= 0 && virConnectDomainEventDeregisterAny(v->conn, v->event_id) < 0)
+        log_debug("deregistering lifecycle events on %s: %s", v->uri, virGetLastErrorMessage());
+    v->event_id = -1;
+    if (virConnectUnregisterCloseCallback(v->conn, connection_closed) < 0)
+        log_debug("unregistering the close callback on %s: %s", v->uri,
+                  virGetLastErrorMessage());
+    virResetLastError();
+    virConnectClose(v->conn);
+    v->conn = NULL;
+}
+
+/* A reference to the connection (conn_put when done), reopened first when libvirt closed
+ * it. NULL (err filled) when there is none. */
+static virConnectPtr conn_get(struct virt *v, struct virt_error *err)
+{
+    virConnectPtr c = NULL;
+    int r = 0;
+
+    pthread_mutex_lock(&v->conn_lock);
+    if (!v->conn || atomic_load(&v->conn_lost) || virConnectIsAlive(v->conn) == 0) {
+        uint64_t now = now_ms();
+        if (now < v->reopen_after_ms) {
+            r = set_error(err, -EIO, "libvirt connection %s lost, not reopened yet", v->uri);
+        } else {
+            v->reopen_after_ms = now + VIRT_REOPEN_INTERVAL_MS;
+            conn_drop_locked(v);
+            r = conn_open_locked(v, err);
+            if (r == 0)
+                log_info("libvirt connection %s reopened", v->uri);
+        }
+    }
+    if (r == 0 && virConnectRef(v->conn) == 0)
+        c = v->conn;
+    else if (r == 0)
+        virt_fail(err, -EIO, "cannot use libvirt connection %s", v->uri);
+    pthread_mutex_unlock(&v->conn_lock);
+    virResetLastError();
+    return c;
+}
+
+/* After the caller has read libvirt's error (closing resets it). */
+static void conn_put(virConnectPtr c)
+{
+    if (c)
+        virConnectClose(c);
+}
+
+/* Under conn_lock: no more calls of the watch's fn, and libvirt's registration gone. */
+static void watch_stop_locked(struct virt *v)
+{
+    struct watch *w = v->watch;
+
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->fn = NULL;
+    w->userdata = NULL;
+    pthread_mutex_unlock(&w->lock);
+    if (v->conn && v->event_id >= 0 &&
+        virConnectDomainEventDeregisterAny(v->conn, v->event_id) < 0) {
+        log_debug("deregistering lifecycle events on %s: %s", v->uri, virGetLastErrorMessage());
+        virResetLastError();
+    }
+    v->event_id = -1;
+    v->watch = NULL;
+    watch_unref(w);
+}
+
+int virt_watch(struct virt *v, virt_event_fn fn, void *userdata)
+{
+    struct watch *w;
+    int r = 0;
+
+    error_reset(NULL);
+    pthread_mutex_lock(&v->conn_lock);
+    if (!fn) {
+        watch_stop_locked(v);
+        goto out;
+    }
+    if (v->watch) {
+        pthread_mutex_lock(&v->watch->lock);
+        v->watch->fn = fn;
+        v->watch->userdata = userdata;
+        pthread_mutex_unlock(&v->watch->lock);
+        goto out;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        r = -ENOMEM;
+        goto out;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    w->fn = fn;
+    w->userdata = userdata;
+    atomic_init(&w->refs, 1);
+    v->watch = w;
+    /* A lost connection gets its registration when it is reopened. */
+    if (v->conn && !atomic_load(&v->conn_lost) && watch_register_locked(v) < 0) {
+        v->watch = NULL;
+        watch_unref(w);
+        r = -EIO;
+    }
+out:
+    pthread_mutex_unlock(&v->conn_lock);
+    return r;
+}
+
 int virt_new(const struct virt_options *o, struct virt **ret, struct virt_error *err)
 {
     struct virt *v;
@@ -797,6 +1078,8 @@ int virt_new(const struct virt_options *o, struct virt **ret, struct virt_error 
     }
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->cond, NULL);
+    pthread_mutex_init(&v->conn_lock, NULL);
+    v->event_id = -1;
     v->uri = strdup(o->uri);
     v->virt_type = strdup(o->virt_type);
     v->disk_dir = strdup(o->disk_dir);
@@ -806,16 +1089,10 @@ int virt_new(const struct virt_options *o, struct virt **ret, struct virt_error 
         return -ENOMEM;
     }
 
-    v->conn = virConnectOpen(v->uri);
-    if (!v->conn) {
-        r = virt_fail(err, -EIO, "cannot open libvirt connection %s", v->uri);
+    r = conn_open_locked(v, err);
+    if (r < 0) {
         virt_free(v);
         return r;
-    }
-    /* Only remote drivers know keepalive; local ones report "not supported". */
-    if (virConnectSetKeepAlive(v->conn, 5, 3) < 0) {
-        log_debug("libvirt keepalive not used for %s: %s", v->uri, virGetLastErrorMessage());
-        virResetLastError();
     }
     r = pool_ensure(v, err);
     if (r < 0) {
@@ -830,12 +1107,16 @@ void virt_free(struct virt *v)
 {
     if (!v)
         return;
-    if (v->conn)
-        virConnectClose(v->conn);
+    /* Callbacks go first, while libvirt's event thread still runs. */
+    pthread_mutex_lock(&v->conn_lock);
+    watch_stop_locked(v);
+    conn_drop_locked(v);
+    pthread_mutex_unlock(&v->conn_lock);
     free(v->uri);
     free(v->virt_type);
     free(v->disk_dir);
     free(v->console_dir);
+    pthread_mutex_destroy(&v->conn_lock);
     pthread_cond_destroy(&v->cond);
     pthread_mutex_destroy(&v->lock);
     free(v);
@@ -1020,10 +1301,16 @@ static int overlay_create_file(const struct virt_template *t, const char *path,
 
 static int pool_lookup(struct virt *v, virStoragePoolPtr *ret, struct virt_error *err)
 {
-    *ret = virStoragePoolLookupByName(v->conn, VIRT_POOL_NAME);
+    virConnectPtr c = conn_get(v, err);
+    int r = 0;
+
+    if (!c)
+        return -EIO;
+    *ret = virStoragePoolLookupByName(c, VIRT_POOL_NAME);
     if (!*ret)
-        return virt_fail(err, -EIO, "cannot look up storage pool %s", VIRT_POOL_NAME);
-    return 0;
+        r = virt_fail(err, -EIO, "cannot look up storage pool %s", VIRT_POOL_NAME);
+    conn_put(c);
+    return r;
 }
 
 /* The volume name of an overlay, or -ENOENT (after a pool refresh, which picks up files
@@ -1295,14 +1582,22 @@ static int domain_meta(virDomainPtr dom, const char *name, unsigned flags, struc
 static int domain_lookup(struct virt *v, const char *name, virDomainPtr *ret,
                          struct virt_error *err)
 {
-    virDomainPtr dom = virDomainLookupByName(v->conn, name);
+    virConnectPtr c = conn_get(v, err);
+    virDomainPtr dom;
     int r;
 
+    if (!c)
+        return -EIO;
+    dom = virDomainLookupByName(c, name);
     if (!dom) {
         if (last_error_is(VIR_ERR_NO_DOMAIN))
-            return virt_fail(err, -ENOENT, "domain %s is not defined", name);
-        return virt_fail(err, -EIO, "cannot look up domain %s", name);
+            r = virt_fail(err, -ENOENT, "domain %s is not defined", name);
+        else
+            r = virt_fail(err, -EIO, "cannot look up domain %s", name);
+        conn_put(c);
+        return r;
     }
+    conn_put(c); /* dom holds its own reference */
     r = domain_meta(dom, name, 0, NULL, err);
     if (r < 0) {
         virDomainFree(dom);
@@ -1374,6 +1669,7 @@ int virt_desktop_define(struct virt *v, const struct virt_desktop_spec *spec,
     _cleanup_(freep) char *xml = NULL;
     _cleanup_(freep) char *volpath = NULL;
     struct busy_name node;
+    virConnectPtr c = NULL;
     virDomainPtr dom;
     struct stat st;
     int r;
@@ -1386,7 +1682,12 @@ int virt_desktop_define(struct virt *v, const struct virt_desktop_spec *spec,
         return set_error(err, -ENAMETOOLONG, "overlay path for %s too long", spec->name);
 
     desktop_lock(v, &node, spec->name);
-    dom = virDomainLookupByName(v->conn, spec->name);
+    c = conn_get(v, err);
+    if (!c) {
+        r = -EIO;
+        goto out;
+    }
+    dom = virDomainLookupByName(c, spec->name);
     if (dom) {
         virDomainFree(dom);
         r = set_error(err, -EEXIST, "domain %s exists", spec->name);
@@ -1433,13 +1734,14 @@ int virt_desktop_define(struct virt *v, const struct virt_desktop_spec *spec,
         r = set_error(err, r, "cannot write domain XML for %s", spec->name);
         goto out;
     }
-    dom = virDomainDefineXML(v->conn, xml);
+    dom = virDomainDefineXML(c, xml);
     if (!dom) {
         r = virt_fail(err, -EIO, "cannot define domain %s", spec->name);
         goto out;
     }
     virDomainFree(dom);
 out:
+    conn_put(c);
     desktop_unlock(v, &node);
     return r;
 }
@@ -1790,15 +2092,22 @@ static int domain_info(virDomainPtr dom, struct virt_domain_info *i, struct virt
 
 int virt_list(struct virt *v, struct virt_domain_info **ret, size_t *ret_n, struct virt_error *err)
 {
+    virConnectPtr c;
     virDomainPtr *doms = NULL;
     struct virt_domain_info *infos;
     size_t n = 0;
     int count, r = 0;
 
     error_reset(err);
-    count = virConnectListAllDomains(v->conn, &doms, 0);
+    c = conn_get(v, err);
+    if (!c)
+        return -EIO;
+    count = virConnectListAllDomains(c, &doms, 0);
     if (count < 0)
-        return virt_fail(err, -EIO, "cannot list domains");
+        r = virt_fail(err, -EIO, "cannot list domains");
+    conn_put(c); /* the domains hold their own references */
+    if (count < 0)
+        return r;
     infos = calloc((size_t)count + 1, sizeof(*infos));
     if (!infos)
         r = -ENOMEM;
@@ -1824,11 +2133,19 @@ int virt_list(struct virt *v, struct virt_domain_info **ret, size_t *ret_n, stru
 
 int virt_host_capacity(struct virt *v, struct virt_host_capacity *ret, struct virt_error *err)
 {
+    virConnectPtr c;
     virNodeInfo ni;
+    int r = 0;
 
     error_reset(err);
-    if (virNodeGetInfo(v->conn, &ni) < 0)
-        return virt_fail(err, -EIO, "cannot get host information");
+    c = conn_get(v, err);
+    if (!c)
+        return -EIO;
+    if (virNodeGetInfo(c, &ni) < 0)
+        r = virt_fail(err, -EIO, "cannot get host information");
+    conn_put(c);
+    if (r < 0)
+        return r;
     ret->cpus = ni.cpus;
     ret->memory_mib = (uint64_t)ni.memory / 1024;
     return 0;

@@ -115,6 +115,37 @@ static inline void virt_freep(struct virt **v)
 {
     virt_free(*v);
 }
+/* ---- lifecycle events ----
+ * What a domain of ours went through, from libvirt's lifecycle events (details mapped;
+ * other events such as suspend, resume, define are not reported). */
+enum virt_event {
+    VIRT_EVENT_STARTED,   /* booted, restored from a managed save, woken up, migrated in */
+    VIRT_EVENT_SHUTDOWN,  /* the guest powered off */
+    VIRT_EVENT_DESTROYED, /* killed from outside (virsh destroy, virDomainDestroy) */
+    VIRT_EVENT_CRASHED,   /* guest crash (panic device, on_crash=destroy) or QEMU failure
+                             (QEMU killed or died) */
+    VIRT_EVENT_STOPPED,   /* other stops: managed save, migrated away, snapshot revert */
+};
+const char *virt_event_to_string(enum virt_event ev);
+
+/* Runs on libvirt's event thread: must not block and must not call libvirt (or virt.h);
+ * hand the event over to a worker. domain is only valid during the call. */
+typedef void (*virt_event_fn)(void *userdata, const char *domain, enum virt_event ev);
+
+/* Reports lifecycle events of domains that carry our metadata to fn (fn NULL: stop);
+ * a second call replaces the first. Events of every domain of ours come, whoever caused
+ * them (virt_desktop_destroy too): telling own stops apart is the caller's business.
+ * The registration survives reconnections (see below). After virt_watch(v, NULL, NULL)
+ * or virt_free returns, fn is not running and is never called again.
+ * Returns 0, -EIO (libvirt refused the registration; nothing changed).
+ *
+ * The connection: keepalive (5 s x 3) where the driver has it (remote URIs; local and
+ * embedded drivers say "unsupported", which is fine). When libvirt closes it (libvirtd
+ * restarted, keepalive timeout), an error is logged and the next call reopens it and
+ * registers again; calls in flight on the old connection fail with -EIO. Events missed
+ * in between are not replayed (pools_maintain's checks catch up). */
+int virt_watch(struct virt *v, virt_event_fn fn, void *userdata);
+
 /* Whether overlays go through the storage API (false: qemu-img). */
 bool virt_has_storage_api(const struct virt *v);
 

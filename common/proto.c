@@ -19,7 +19,24 @@ static const struct {
     [PROTO_DESKTOP_STATUS] = {"DESKTOP_STATUS", PROTO_FROM_BROKER, false},
     [PROTO_DESKTOP_READY] = {"DESKTOP_READY", PROTO_FROM_BROKER, true},
     [PROTO_CLOSE] = {"CLOSE", PROTO_FROM_BROKER, false},
+    [PROTO_NOTICE] = {"NOTICE", PROTO_FROM_BROKER, false},
+    [PROTO_ACTIVITY] = {"ACTIVITY", PROTO_FROM_SESSION, false},
+    [PROTO_REATTACH] = {"REATTACH", PROTO_FROM_SESSION, false},
+    [PROTO_REATTACH_RESULT] = {"REATTACH_RESULT", PROTO_FROM_BROKER, false},
 };
+
+/* Exactly PROTO_TOKEN_LEN lowercase hex digits. */
+static bool token_is_valid(const char *t)
+{
+    size_t n = strnlen(t, PROTO_TOKEN_LEN + 1);
+
+    if (n != PROTO_TOKEN_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+            return false;
+    return true;
+}
 
 static bool proto_type_known(unsigned type)
 {
@@ -42,6 +59,7 @@ void proto_message_done(struct proto_message *m)
 {
     m->fd = safe_close(m->fd);
     explicit_bzero(m->password, sizeof(m->password));
+    explicit_bzero(m->token, sizeof(m->token));
 }
 
 int proto_set_string(char *field, size_t field_size, const char *value)
@@ -82,6 +100,18 @@ static void put_u16(struct writer *w, uint16_t v)
     put_bytes(w, b, 2);
 }
 
+static void put_u32(struct writer *w, uint32_t v)
+{
+    put_u16(w, (uint16_t)(v & 0xffff));
+    put_u16(w, (uint16_t)(v >> 16));
+}
+
+static void put_u64(struct writer *w, uint64_t v)
+{
+    put_u32(w, (uint32_t)(v & 0xffffffffu));
+    put_u32(w, (uint32_t)(v >> 32));
+}
+
 static void put_string(struct writer *w, const char *s, size_t cap)
 {
     size_t n = strnlen(s, cap + 1);
@@ -107,13 +137,33 @@ int proto_encode(const struct proto_message *m, uint8_t *buf, size_t size)
         put_string(&w, m->password, PROTO_MAX_PASSWORD);
         break;
     case PROTO_AUTH_RESULT:
+    case PROTO_REATTACH_RESULT:
         put_u8(&w, m->ok ? 1 : 0);
         put_string(&w, m->text, PROTO_MAX_TEXT);
         break;
-    case PROTO_DESKTOP_STATUS:
     case PROTO_DESKTOP_READY:
-    case PROTO_CLOSE:
+        if (!token_is_valid(m->token))
+            return -EINVAL;
         put_string(&w, m->text, PROTO_MAX_TEXT);
+        put_u64(&w, m->id);
+        put_u8(&w, m->flags);
+        put_string(&w, m->token, PROTO_TOKEN_LEN);
+        break;
+    case PROTO_DESKTOP_STATUS:
+    case PROTO_CLOSE:
+    case PROTO_NOTICE:
+        put_string(&w, m->text, PROTO_MAX_TEXT);
+        break;
+    case PROTO_ACTIVITY:
+        put_u32(&w, m->idle_ms);
+        put_u64(&w, m->bytes_to_client);
+        put_u64(&w, m->bytes_from_client);
+        break;
+    case PROTO_REATTACH:
+        if (!token_is_valid(m->token))
+            return -EINVAL;
+        put_u64(&w, m->id);
+        put_string(&w, m->token, PROTO_TOKEN_LEN);
         break;
     }
     if (w.overflow || w.len > PROTO_MAX_PACKET)
@@ -153,6 +203,18 @@ static uint16_t get_u16(struct reader *r)
 {
     const uint8_t *p = get_bytes(r, 2);
     return p ? (uint16_t)(p[0] | (p[1] << 8)) : 0;
+}
+
+static uint32_t get_u32(struct reader *r)
+{
+    uint32_t lo = get_u16(r);
+    return lo | ((uint32_t)get_u16(r) << 16);
+}
+
+static uint64_t get_u64(struct reader *r)
+{
+    uint64_t lo = get_u32(r);
+    return lo | ((uint64_t)get_u32(r) << 32);
 }
 
 /* Reads a string into field (cap bytes + NUL). Strings with NUL bytes are malformed. */
@@ -196,7 +258,8 @@ int proto_decode(const uint8_t *buf, size_t len, int fd, enum proto_sender sende
         get_string(&r, m->username, PROTO_MAX_USERNAME);
         get_string(&r, m->password, PROTO_MAX_PASSWORD);
         break;
-    case PROTO_AUTH_RESULT: {
+    case PROTO_AUTH_RESULT:
+    case PROTO_REATTACH_RESULT: {
         uint8_t ok = get_u8(&r);
         if (ok > 1)
             r.bad = true;
@@ -204,10 +267,29 @@ int proto_decode(const uint8_t *buf, size_t len, int fd, enum proto_sender sende
         get_string(&r, m->text, PROTO_MAX_TEXT);
         break;
     }
-    case PROTO_DESKTOP_STATUS:
     case PROTO_DESKTOP_READY:
-    case PROTO_CLOSE:
         get_string(&r, m->text, PROTO_MAX_TEXT);
+        m->id = get_u64(&r);
+        m->flags = get_u8(&r);
+        if (m->flags & ~PROTO_FLAG_VIEW_ONLY)
+            r.bad = true;
+        get_string(&r, m->token, PROTO_TOKEN_LEN);
+        r.bad |= !token_is_valid(m->token);
+        break;
+    case PROTO_DESKTOP_STATUS:
+    case PROTO_CLOSE:
+    case PROTO_NOTICE:
+        get_string(&r, m->text, PROTO_MAX_TEXT);
+        break;
+    case PROTO_ACTIVITY:
+        m->idle_ms = get_u32(&r);
+        m->bytes_to_client = get_u64(&r);
+        m->bytes_from_client = get_u64(&r);
+        break;
+    case PROTO_REATTACH:
+        m->id = get_u64(&r);
+        get_string(&r, m->token, PROTO_TOKEN_LEN);
+        r.bad |= !token_is_valid(m->token);
         break;
     }
     if (r.bad || r.pos != r.len) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -75,6 +76,18 @@ static inline bool streq(const char *a, const char *b)
 {
     return strcmp(a, b) == 0;
 }
+/* A number as text for a call's argument list: u64_text(id).s lives until the end of the
+ * full expression (C11 6.2.4p8), e.g. audit_event(a, "x", "session", u64_text(id).s, NULL). */
+struct u64_text {
+    char s[21];
+};
+static inline struct u64_text u64_text(uint64_t v)
+{
+    struct u64_text t;
+    snprintf(t.s, sizeof(t.s), "%llu", (unsigned long long)v);
+    return t;
+}
+
 static inline bool startswith(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;

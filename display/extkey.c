@@ -85,8 +85,8 @@ static rfbBool extkey_handle_message(rfbClientPtr cl, void *data,
         rfbCloseClient(cl);
         return TRUE;
     }
-    if (cl->viewOnly || !p)
-        return TRUE;
+    if (cl->viewOnly || !p || !proxy_input_allowed(p))
+        return TRUE; /* read in full, dropped */
 
     uint16_t down;
     uint32_t keysym, keycode;

@@ -84,6 +84,12 @@ struct proxy {
     char *status_text;
     bool upstream_attached; /* proxy_attach_upstream() succeeded once */
     bool upstream_live;     /* the VM's display is being forwarded (status screen hidden) */
+    /* The notice banner (proxy_show_notice): drawn over rows 0..notice_h-1 while
+     * upstream_live. notice_px is the rendered strip, notice_under the VM's pixels it
+     * covers (kept current by the upstream thread), so removing it restores them exactly. */
+    char *notice_text; /* NULL: no notice */
+    uint8_t *notice_px, *notice_under;
+    int notice_h; /* 0: nothing drawn */
 
     pthread_mutex_t end_lock;
     bool ended;
@@ -106,6 +112,12 @@ struct proxy {
 
     struct proxy_input_queue input;
     struct upstream *upstream;
+
+    /* Input bookkeeping (atomics: libvncserver's client thread writes, anyone reads). */
+    bool view_only;          /* drop every input event of the client */
+    uint64_t last_input_ms;  /* now_ms() of the last key/pointer event that counted; 0: none */
+    int input_wake_ms;       /* options.input_wake_ms */
+    int input_fd;            /* eventfd for input after a quiet spell, or -1 */
 };
 
 /* Records why the proxy ended (first reason wins) and makes the event fd readable. */
@@ -117,6 +129,13 @@ void proxy_end(struct proxy *p, const char *fmt, ...) __attribute__((format(prin
 int proxy_resize_locked(struct proxy *p, int w, int h);
 /* With fb_lock held: draws the status text over the whole framebuffer and marks it. */
 void proxy_draw_status_locked(struct proxy *p);
+/* With fb_lock held, after the VM's display became live or was resized: draws the notice
+ * banner (if any) over the framebuffer, saving what it covers. */
+void proxy_notice_apply_locked(struct proxy *p);
+/* From the client thread for each key, pointer or extended key event: false when the
+ * client is view-only (drop the event); else records the time (proxy_last_input_ms) and
+ * wakes input_fd after a quiet spell. */
+bool proxy_input_allowed(struct proxy *p);
 /* Replaces the pointer shape (c may be NULL: none) and frees the old one once no client
  * thread can be sending it. Called from one thread at a time (upstream thread or setup). */
 void proxy_set_cursor(struct proxy *p, rfbCursorPtr c);

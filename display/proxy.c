@@ -107,6 +107,70 @@ int proxy_fb_size(int w, int h, size_t *ret_bytes)
     return 0;
 }
 
+/* ---- the notice banner (all with fb_lock held) ---- */
+
+/* Forgets the drawn banner without touching the framebuffer (which is being redrawn). */
+static void notice_forget_locked(struct proxy *p)
+{
+    free(p->notice_px);
+    free(p->notice_under);
+    p->notice_px = p->notice_under = NULL;
+    p->notice_h = 0;
+}
+
+/* Puts the VM's pixels back where the banner was. */
+static void notice_remove_locked(struct proxy *p)
+{
+    if (p->notice_h > 0) {
+        memcpy(p->fb, p->notice_under,
+               (size_t)p->width * PROXY_BYTES_PER_PIXEL * (size_t)p->notice_h);
+        rfbMarkRectAsModified(p->screen, 0, 0, p->width, p->notice_h);
+    }
+    notice_forget_locked(p);
+}
+
+void proxy_notice_apply_locked(struct proxy *p)
+{
+    notice_remove_locked(p);
+    if (!p->upstream_live || !p->notice_text)
+        return;
+    int h = status_screen_banner_height(p->width, p->height, p->notice_text);
+    if (h <= 0)
+        return;
+    /* Rows 0..h-1 are contiguous: the framebuffer's stride is its width. */
+    size_t stride = (size_t)p->width * PROXY_BYTES_PER_PIXEL, bytes = stride * (size_t)h;
+    uint8_t *px = malloc(bytes), *under = malloc(bytes);
+    if (!px || !under) {
+        free(px);
+        free(under);
+        log_debug("proxy: no memory for the notice banner");
+        return;
+    }
+    status_screen_render_banner(px, p->width, h, stride, p->notice_text);
+    memcpy(under, p->fb, bytes);
+    memcpy(p->fb, px, bytes);
+    p->notice_px = px;
+    p->notice_under = under;
+    p->notice_h = h;
+    rfbMarkRectAsModified(p->screen, 0, 0, p->width, h);
+}
+
+int proxy_show_notice(struct proxy *p, const char *text)
+{
+    char *copy = NULL;
+    if (text && text[0] && !(copy = strndup(text, STATUS_SCREEN_TEXT_MAX)))
+        return -ENOMEM;
+    pthread_mutex_lock(&p->fb_lock);
+    notice_remove_locked(p);
+    free(p->notice_text);
+    p->notice_text = copy;
+    proxy_notice_apply_locked(p);
+    pthread_mutex_unlock(&p->fb_lock);
+    return 0;
+}
+
+/* ---- framebuffer size ---- */
+
 int proxy_resize_locked(struct proxy *p, int w, int h)
 {
     size_t bytes;
@@ -114,13 +178,16 @@ int proxy_resize_locked(struct proxy *p, int w, int h)
     if (r < 0)
         return r;
     if (w == p->width && h == p->height) {
+        notice_forget_locked(p);
         memset(p->fb, 0, bytes);
         rfbMarkRectAsModified(p->screen, 0, 0, w, h);
+        proxy_notice_apply_locked(p);
         return 0;
     }
     uint8_t *fb = calloc(1, bytes);
     if (!fb)
         return -ENOMEM;
+    notice_forget_locked(p);
     /* rfbNewFramebuffer takes every client's sendMutex, so once it returns no encoder
      * reads the old buffer any more and it can be freed. Clients that announced
      * DesktopSize get the new size with the next update. */
@@ -129,11 +196,13 @@ int proxy_resize_locked(struct proxy *p, int w, int h)
     p->fb = fb;
     p->width = w;
     p->height = h;
+    proxy_notice_apply_locked(p); /* at the new width, over the cleared picture */
     return 0;
 }
 
 void proxy_draw_status_locked(struct proxy *p)
 {
+    notice_forget_locked(p); /* the status screen covers everything */
     status_screen_render(p->fb, p->width, p->height, (size_t)p->width * PROXY_BYTES_PER_PIXEL,
                          p->status_text);
     rfbMarkRectAsModified(p->screen, 0, 0, p->width, p->height);
@@ -152,6 +221,54 @@ int proxy_show_status(struct proxy *p, const char *text)
         proxy_draw_status_locked(p);
     pthread_mutex_unlock(&p->fb_lock);
     return live ? -EBUSY : 0;
+}
+
+int proxy_close_desktop(struct proxy *p, const char *text)
+{
+    char *copy = strndup(text ? text : "", STATUS_SCREEN_TEXT_MAX);
+
+    /* The upstream thread is joined first: after this nothing copies the VM's pixels. */
+    upstream_free(TAKE_PTR(p->upstream));
+    proxy_input_queue_set_accepting(&p->input, false);
+    pthread_mutex_lock(&p->fb_lock);
+    p->upstream_live = false;
+    if (copy) {
+        free(p->status_text);
+        p->status_text = copy;
+    }
+    proxy_draw_status_locked(p);
+    pthread_mutex_unlock(&p->fb_lock);
+    return copy ? 0 : -ENOMEM;
+}
+
+/* ---- input bookkeeping ---- */
+
+void proxy_set_view_only(struct proxy *p, bool view_only)
+{
+    __atomic_store_n(&p->view_only, view_only, __ATOMIC_RELEASE);
+}
+
+uint64_t proxy_last_input_ms(struct proxy *p)
+{
+    return __atomic_load_n(&p->last_input_ms, __ATOMIC_ACQUIRE);
+}
+
+int proxy_input_fd(struct proxy *p)
+{
+    return p->input_fd;
+}
+
+bool proxy_input_allowed(struct proxy *p)
+{
+    if (__atomic_load_n(&p->view_only, __ATOMIC_ACQUIRE))
+        return false;
+    uint64_t now = now_ms();
+    uint64_t prev = __atomic_exchange_n(&p->last_input_ms, now, __ATOMIC_ACQ_REL);
+    if (p->input_fd >= 0 && (prev == 0 || now - prev >= (uint64_t)p->input_wake_ms)) {
+        uint64_t one = 1;
+        (void)!write(p->input_fd, &one, sizeof(one));
+    }
+    return true;
 }
 
 /* ---- pointer shape ---- */
@@ -224,6 +341,8 @@ static rfbCursorPtr default_cursor(void)
 static void on_key(rfbBool down, rfbKeySym keysym, rfbClientPtr cl)
 {
     struct proxy *p = cl->screen->screenData;
+    if (!proxy_input_allowed(p))
+        return;
     struct proxy_input ev = {.type = PROXY_INPUT_KEY, .down = down, .keysym = keysym};
     (void)proxy_input_queue_push(&p->input, &ev);
 }
@@ -231,6 +350,8 @@ static void on_key(rfbBool down, rfbKeySym keysym, rfbClientPtr cl)
 static void on_pointer(int buttons, int x, int y, rfbClientPtr cl)
 {
     struct proxy *p = cl->screen->screenData;
+    if (!proxy_input_allowed(p))
+        return;
     struct proxy_input ev = {
         .type = PROXY_INPUT_POINTER,
         .buttons = (uint8_t)buttons,
@@ -242,6 +363,13 @@ static void on_pointer(int buttons, int x, int y, rfbClientPtr cl)
                                          : y),
     };
     (void)proxy_input_queue_push(&p->input, &ev);
+}
+
+/* ClientCutText: the clipboard is not forwarded to the VM yet (README "Not done yet"); a
+ * view-only client's is dropped for good in any case. */
+static void on_cut_text(char *text, int len, rfbClientPtr cl)
+{
+    (void)text, (void)len, (void)cl;
 }
 
 /* Runs in the client's output thread just before each framebuffer update. The VM may
@@ -314,7 +442,8 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     int sv[2], r;
     size_t bytes;
 
-    if (opts && (opts->width < 0 || opts->height < 0 || opts->client_write_timeout_ms < 0))
+    if (opts && (opts->width < 0 || opts->height < 0 || opts->client_write_timeout_ms < 0 ||
+                 opts->input_wake_ms < 0))
         return -EINVAL;
     int w = opts && opts->width > 0 ? opts->width : PROXY_DEFAULT_WIDTH;
     int h = opts && opts->height > 0 ? opts->height : PROXY_DEFAULT_HEIGHT;
@@ -333,6 +462,7 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     p->event_fd = -1;
     p->server_sock_ref = -1;
     p->input.fd = -1;
+    p->input_fd = -1;
     pthread_mutex_init(&p->fb_lock, NULL);
     pthread_mutex_init(&p->end_lock, NULL);
     r = proxy_input_queue_init(&p->input);
@@ -341,6 +471,12 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     p->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->event_fd < 0)
         return -errno;
+    if (opts && opts->input_wake_ms > 0) {
+        p->input_wake_ms = opts->input_wake_ms;
+        p->input_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (p->input_fd < 0)
+            return -errno;
+    }
     p->desktop_name = strdup(opts && opts->desktop_name ? opts->desktop_name : "vdi");
     p->fb = calloc(1, bytes);
     if (!p->desktop_name || !p->fb)
@@ -370,6 +506,7 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     s->screenData = p;
     s->kbdAddEvent = on_key;
     s->ptrAddEvent = on_pointer;
+    s->setXCutText = on_cut_text;
     s->deferPtrUpdateTime = 0; /* deferred pointer events are only flushed by rfbProcessEvents */
     s->maxClientWait = write_timeout;
     s->cursor = NULL; /* never composited into the picture: see proxy-internal.h */
@@ -475,6 +612,10 @@ void proxy_free(struct proxy *p)
     }
     free(p->fb);
     free(p->status_text);
+    free(p->notice_text);
+    free(p->notice_px);
+    free(p->notice_under);
+    safe_close(p->input_fd);
     free(p->desktop_name);
     safe_close(p->event_fd);
     proxy_input_queue_done(&p->input);

@@ -20,13 +20,18 @@ add_custom_command(
   COMMENT "Rasterising the status screen font"
   VERBATIM)
 
+# The status screen and notice banner renderer alone (no libvnc), so that the test tool
+# vdi-render-status draws with exactly the proxy's code.
+add_library(vdi_status_screen STATIC
+  ${CMAKE_CURRENT_SOURCE_DIR}/status-screen.c
+  ${VDI_STATUS_FONT_C})
+target_include_directories(vdi_status_screen PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+
 add_library(vdi_proxy STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/proxy.c
   ${CMAKE_CURRENT_SOURCE_DIR}/upstream.c
   ${CMAKE_CURRENT_SOURCE_DIR}/extkey.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/input-queue.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/status-screen.c
-  ${VDI_STATUS_FONT_C})
+  ${CMAKE_CURRENT_SOURCE_DIR}/input-queue.c)
 target_include_directories(vdi_proxy PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(vdi_proxy PUBLIC vdi_common PkgConfig::VNCSERVER PkgConfig::VNCCLIENT
-                      Threads::Threads)
+target_link_libraries(vdi_proxy PUBLIC vdi_status_screen vdi_common PkgConfig::VNCSERVER
+                      PkgConfig::VNCCLIENT Threads::Threads)

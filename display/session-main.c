@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,6 +25,7 @@
 struct arguments {
     struct session_options session;
     const char *tls_cert, *tls_key, *user;
+    bool broker_uid_set;
 };
 
 static void usage(FILE *f)
@@ -31,7 +33,8 @@ static void usage(FILE *f)
     fputs("Usage: vdi-session --client-fd N --control-fd N --client-address ADDR\n"
           "                   --tls-cert FILE --tls-key FILE [--tls-priority STR]\n"
           "                   [--user NAME] [--handshake-timeout-s N] [--login-timeout-s N]\n"
-          "                   [--log-level error|warning|info|debug]\n"
+          "                   [--broker-socket NAME] [--broker-uid UID]\n"
+          "                   [--reattach-timeout-s N] [--log-level error|warning|info|debug]\n"
           "One client connection of the vdi broker; not meant to be started by hand.\n",
           f);
 }
@@ -47,6 +50,31 @@ static int parse_int(const char *s, int min, int max, int *ret)
     return 0;
 }
 
+static int parse_uid(const char *s, uid_t *ret)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    /* (uid_t)-1 means "no change" to the set*id calls: never a real uid. */
+    if (errno != 0 || end == s || *end != 0 || s[0] == '-' || v >= (unsigned long)(uid_t)-1)
+        return -EINVAL;
+    *ret = (uid_t)v;
+    return 0;
+}
+
+/* An abstract socket name: 1..107 printable ASCII characters without spaces (it is also
+ * logged as socket=@NAME). */
+static int parse_socket_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n + 1 > sizeof(((struct sockaddr_un *)NULL)->sun_path))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return -EINVAL;
+    return 0;
+}
+
 static int parse_arguments(int argc, char **argv, struct arguments *a)
 {
     enum {
@@ -59,6 +87,9 @@ static int parse_arguments(int argc, char **argv, struct arguments *a)
         OPT_USER,
         OPT_HANDSHAKE_TIMEOUT,
         OPT_LOGIN_TIMEOUT,
+        OPT_BROKER_SOCKET,
+        OPT_BROKER_UID,
+        OPT_REATTACH_TIMEOUT,
         OPT_LOG_LEVEL,
         OPT_HELP,
     };
@@ -72,6 +103,9 @@ static int parse_arguments(int argc, char **argv, struct arguments *a)
         {"user", required_argument, NULL, OPT_USER},
         {"handshake-timeout-s", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
         {"login-timeout-s", required_argument, NULL, OPT_LOGIN_TIMEOUT},
+        {"broker-socket", required_argument, NULL, OPT_BROKER_SOCKET},
+        {"broker-uid", required_argument, NULL, OPT_BROKER_UID},
+        {"reattach-timeout-s", required_argument, NULL, OPT_REATTACH_TIMEOUT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
         {0},
@@ -85,6 +119,7 @@ static int parse_arguments(int argc, char **argv, struct arguments *a)
                 .login_timeout_s = 60,
                 .status_width = 1024,
                 .status_height = 768,
+                .reattach_timeout_s = 120,
             },
     };
 
@@ -118,6 +153,17 @@ static int parse_arguments(int argc, char **argv, struct arguments *a)
             break;
         case OPT_LOGIN_TIMEOUT:
             r = parse_int(optarg, 1, 3600, &a->session.login_timeout_s);
+            break;
+        case OPT_BROKER_SOCKET:
+            r = parse_socket_name(optarg);
+            a->session.broker_socket = optarg;
+            break;
+        case OPT_BROKER_UID:
+            r = parse_uid(optarg, &a->session.broker_uid);
+            a->broker_uid_set = true;
+            break;
+        case OPT_REATTACH_TIMEOUT:
+            r = parse_int(optarg, 0, 3600, &a->session.reattach_timeout_s);
             break;
         case OPT_LOG_LEVEL: {
             enum log_level level;
@@ -153,6 +199,9 @@ static int parse_arguments(int argc, char **argv, struct arguments *a)
         log_error("--client-fd and --control-fd must differ");
         return -EINVAL;
     }
+    /* The broker started us: by default it runs as the uid we were started with. */
+    if (!a->broker_uid_set)
+        a->session.broker_uid = getuid();
     return 1;
 }
 

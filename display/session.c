@@ -7,9 +7,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "log.h"
 #include "proto.h"
@@ -21,6 +24,13 @@
 #define RELAY_WRITE_TIMEOUT_MS 30000 /* a client (or proxy) that takes nothing this long */
 #define PROXY_WRITE_TIMEOUT_MS 30000
 #define CLOSE_LINGER_MS 2500 /* how long a CLOSE reason stays on the status screen */
+/* Re-attaching to a restarted broker: attempts after 0, 1, 2, 4, 5, 5 ... s, each waiting
+ * this long for REATTACH_RESULT. */
+#define REATTACH_FIRST_DELAY_MS 1000
+#define REATTACH_MAX_DELAY_MS 5000
+#define REATTACH_REPLY_TIMEOUT_MS 5000
+#define REATTACH_GIVE_UP_TEXT "The desktop server is not available; please log in again"
+#define REATTACH_REFUSED_TEXT "Your session could not be resumed; please log in again"
 
 struct session {
     const struct session_options *o;
@@ -32,14 +42,39 @@ struct session {
     struct vencrypt *v;
     char user[PROTO_MAX_USERNAME + 1]; /* for logs, once the client named it */
 
+    int control_fd; /* the broker's control socket; -1 while re-attaching */
+
     struct proxy *proxy;
     int proxy_fd;
-    bool upstream_attached;
+    bool upstream_attached; /* DESKTOP_READY arrived */
+    bool desktop_live;      /* ... and its display was attached */
+    uint64_t attached_ms;   /* when; the idle time before any input counts from here */
+    uint64_t conn_id;       /* from DESKTOP_READY, for REATTACH */
+    char token[PROTO_TOKEN_LEN + 1]; /* likewise; never logged, wiped at exit */
+    bool view_only;
+
+    /* ACTIVITY: the next periodic one, and the idle time the broker last heard. */
+    uint64_t activity_next_ms;
+    uint32_t idle_reported_ms;
+
+    /* Re-attaching after the control socket closed (README "Re-attach"). */
+    bool reattaching;
+    int reattach_fd;            /* REATTACH sent, waiting for the result; else -1 */
+    uint64_t reattach_until_ms; /* end of the window */
+    uint64_t reattach_next_ms;  /* next connect attempt */
+    uint64_t reattach_reply_ms; /* deadline for REATTACH_RESULT */
+    int reattach_delay_ms;
+    unsigned reattach_attempts;
+
+    /* Closing: the reason is on the status screen until linger_until, then exit. */
+    uint64_t linger_until;
+    int closing_code;
 
     int relay_stop_fd, relay_done_fd, signal_fd;
     pthread_t relay_thread;
     bool relay_started;
     int relay_result;
+    /* Written by the relay thread; read with atomic loads for ACTIVITY. */
     struct tls_relay_stats relay_stats;
 };
 
@@ -157,7 +192,7 @@ static int broker_send_credentials(struct session *s)
          * forge key=value fields. The broker applies the same rule. */
         (void)proto_set_string(s->user, sizeof(s->user),
                                username_is_valid(user) ? user : "(invalid)");
-        r = proto_send(s->o->control_fd, &m);
+        r = proto_send(s->control_fd, &m);
     }
     proto_message_done(&m); /* wipes the password copy */
     return r;
@@ -168,10 +203,10 @@ static int broker_send_credentials(struct session *s)
 static int broker_recv(struct session *s, uint64_t deadline, struct proto_message *m)
 {
     for (;;) {
-        int r = fd_wait(s->o->control_fd, POLLIN, deadline);
+        int r = fd_wait(s->control_fd, POLLIN, deadline);
         if (r < 0)
             return r;
-        r = proto_recv(s->o->control_fd, PROTO_FROM_BROKER, m);
+        r = proto_recv(s->control_fd, PROTO_FROM_BROKER, m);
         if (r == -EAGAIN || r == -EINTR)
             continue;
         return r;
@@ -268,6 +303,194 @@ static void relay_stop(struct session *s)
     s->relay_started = false;
 }
 
+/* Shows text on the status screen (the VM's picture is no longer forwarded), then the loop
+ * ends with code after CLOSE_LINGER_MS (or earlier, when the client leaves). */
+static void session_close(struct session *s, const char *text, int code)
+{
+    int r = proxy_close_desktop(s->proxy, text);
+    if (r < 0)
+        log_warning_errno(r, "Cannot show the reason client=%s", s->addr);
+    s->reattach_fd = safe_close(s->reattach_fd);
+    s->reattaching = false;
+    s->linger_until = now_ms() + CLOSE_LINGER_MS;
+    s->closing_code = code;
+}
+
+/* ---- ACTIVITY ------------------------------------------------------------------------ */
+
+/* Sends ACTIVITY now and schedules the next one. Returns 0 (also when the socket is full:
+ * this one is skipped) or -errno (the control socket is gone). */
+static int activity_send(struct session *s)
+{
+    uint64_t now = now_ms();
+    uint64_t last = proxy_last_input_ms(s->proxy);
+    uint64_t since = last > s->attached_ms ? last : s->attached_ms;
+    uint64_t idle = now > since ? now - since : 0;
+    struct proto_message m;
+
+    proto_message_init(&m, PROTO_ACTIVITY);
+    m.idle_ms = idle > UINT32_MAX ? UINT32_MAX : (uint32_t)idle;
+    m.bytes_to_client = __atomic_load_n(&s->relay_stats.bytes_to_tls, __ATOMIC_RELAXED);
+    m.bytes_from_client = __atomic_load_n(&s->relay_stats.bytes_from_tls, __ATOMIC_RELAXED);
+    s->activity_next_ms = now + PROTO_ACTIVITY_INTERVAL_MS;
+    int r = proto_send(s->control_fd, &m);
+    if (r == -EAGAIN) {
+        log_debug("Control socket full, ACTIVITY skipped client=%s", s->addr);
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    s->idle_reported_ms = m.idle_ms;
+    log_debug("ACTIVITY client=%s idle_ms=%" PRIu32 " bytes_to_client=%" PRIu64
+              " bytes_from_client=%" PRIu64,
+              s->addr, m.idle_ms, m.bytes_to_client, m.bytes_from_client);
+    return 0;
+}
+
+/* ---- re-attaching to a restarted broker --------------------------------------------- */
+
+static bool reattach_possible(const struct session *s)
+{
+    return s->desktop_live && s->token[0] && s->o->broker_socket && s->o->broker_socket[0] &&
+           s->o->reattach_timeout_s > 0;
+}
+
+/* The control socket closed (or failed) with error. Returns true when the session goes on
+ * re-attaching, false when it ends (before DESKTOP_READY, or re-attach not configured). */
+static bool control_lost(struct session *s, int error)
+{
+    s->control_fd = safe_close(s->control_fd);
+    if (!reattach_possible(s)) {
+        if (error == -EPIPE)
+            log_info("Broker closed the control socket client=%s user=%s", s->addr, s->user);
+        else
+            log_errno(LOG_LEVEL_INFO, error, "Control socket failed client=%s user=%s", s->addr,
+                      s->user);
+        return false;
+    }
+    uint64_t now = now_ms();
+    s->reattaching = true;
+    s->reattach_until_ms = now + (uint64_t)s->o->reattach_timeout_s * 1000;
+    s->reattach_next_ms = now; /* the first attempt at once */
+    s->reattach_delay_ms = REATTACH_FIRST_DELAY_MS;
+    s->reattach_attempts = 0;
+    log_info("Control socket lost (%s), re-attaching client=%s user=%s connection=%" PRIu64
+             " socket=@%s window_s=%d",
+             strerror(-error), s->addr, s->user, s->conn_id, s->o->broker_socket,
+             s->o->reattach_timeout_s);
+    return true;
+}
+
+/* Connects to the broker's abstract socket, checks that it runs as the broker's uid and
+ * sends REATTACH. Returns the fd, -EPERM for a listener under another uid (*peer_uid set),
+ * or -errno. */
+static int reattach_connect(struct session *s, uid_t *peer_uid)
+{
+    const char *name = s->o->broker_socket;
+    size_t len = strlen(name);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (len + 1 > sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path + 1, name, len); /* abstract: a NUL, then the name (no NUL after) */
+
+    _cleanup_(closep) int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa,
+                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0)
+        return -errno;
+    struct ucred cred;
+    socklen_t cred_len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0)
+        return -errno;
+    if (cred.uid != s->o->broker_uid) {
+        *peer_uid = cred.uid;
+        return -EPERM;
+    }
+
+    struct proto_message m;
+    proto_message_init(&m, PROTO_REATTACH);
+    m.id = s->conn_id;
+    memcpy(m.token, s->token, sizeof(m.token));
+    int r = proto_send(fd, &m);
+    proto_message_done(&m); /* wipes the token copy */
+    if (r < 0)
+        return r;
+    return TAKE_FD(fd);
+}
+
+/* The attempt in progress failed: the next one after the current delay, which grows. */
+static void reattach_retry_later(struct session *s)
+{
+    s->reattach_fd = safe_close(s->reattach_fd);
+    s->reattach_next_ms = now_ms() + (uint64_t)s->reattach_delay_ms;
+    s->reattach_delay_ms = s->reattach_delay_ms * 2 > REATTACH_MAX_DELAY_MS
+                               ? REATTACH_MAX_DELAY_MS
+                               : s->reattach_delay_ms * 2;
+}
+
+static void reattach_try(struct session *s)
+{
+    uid_t peer_uid = 0;
+    s->reattach_attempts++;
+    int r = reattach_connect(s, &peer_uid);
+    if (r == -EPERM) {
+        log_warning("Re-attach attempt %u: the listener on @%s runs as uid=%u, not the broker's "
+                    "uid=%u; ignoring it client=%s",
+                    s->reattach_attempts, s->o->broker_socket, (unsigned)peer_uid,
+                    (unsigned)s->o->broker_uid, s->addr);
+        reattach_retry_later(s);
+        return;
+    }
+    if (r < 0) {
+        log_info("Re-attach attempt %u failed: %s client=%s", s->reattach_attempts, strerror(-r),
+                 s->addr);
+        reattach_retry_later(s);
+        return;
+    }
+    s->reattach_fd = r;
+    s->reattach_reply_ms = now_ms() + REATTACH_REPLY_TIMEOUT_MS;
+    log_info("Re-attach attempt %u: connected, REATTACH sent client=%s connection=%" PRIu64,
+             s->reattach_attempts, s->addr, s->conn_id);
+}
+
+/* The re-attach socket is readable. */
+static void reattach_answer(struct session *s)
+{
+    struct proto_message m;
+    proto_message_init(&m, PROTO_REATTACH_RESULT);
+    int r = proto_recv(s->reattach_fd, PROTO_FROM_BROKER, &m);
+    if (r == -EAGAIN || r == -EINTR)
+        return;
+    if (r < 0 || m.type != PROTO_REATTACH_RESULT) {
+        if (r == -EPIPE)
+            log_info("Re-attach attempt %u: the broker closed the connection client=%s",
+                     s->reattach_attempts, s->addr);
+        else if (r < 0)
+            log_errno(LOG_LEVEL_WARNING, r, "Re-attach attempt %u: bad answer client=%s",
+                      s->reattach_attempts, s->addr);
+        else
+            log_warning("Re-attach attempt %u: %s instead of REATTACH_RESULT client=%s",
+                        s->reattach_attempts, proto_type_name(m.type), s->addr);
+        proto_message_done(&m);
+        reattach_retry_later(s);
+        return;
+    }
+    if (!m.ok) {
+        log_info("Re-attach refused client=%s user=%s connection=%" PRIu64 " reason=\"%s\"",
+                 s->addr, s->user, s->conn_id, m.text);
+        session_close(s, m.text[0] ? m.text : REATTACH_REFUSED_TEXT, SESSION_EXIT_OK);
+        proto_message_done(&m);
+        return;
+    }
+    proto_message_done(&m);
+    s->control_fd = TAKE_FD(s->reattach_fd);
+    s->reattaching = false;
+    s->activity_next_ms = now_ms(); /* tell the new broker at once */
+    log_info("Re-attached to the broker client=%s user=%s connection=%" PRIu64 " attempts=%u",
+             s->addr, s->user, s->conn_id, s->reattach_attempts);
+}
+
 /* ---- the running session ----------------------------------------------------------- */
 
 static int signals_block(struct session *s)
@@ -284,11 +507,38 @@ static int signals_block(struct session *s)
     return s->signal_fd < 0 ? -errno : 0;
 }
 
-enum loop_fd { FD_CONTROL, FD_PROXY, FD_RELAY, FD_SIGNAL, FD_COUNT };
+static int handle_desktop_ready(struct session *s, struct proto_message *m)
+{
+    if (s->upstream_attached) {
+        log_error("Broker protocol violation: second DESKTOP_READY client=%s", s->addr);
+        return -SESSION_EXIT_BROKER;
+    }
+    s->upstream_attached = true;
+    s->conn_id = m->id;
+    memcpy(s->token, m->token, sizeof(s->token));
+    s->view_only = (m->flags & PROTO_FLAG_VIEW_ONLY) != 0;
+    proxy_set_view_only(s->proxy, s->view_only); /* before any input can reach the VM */
+    int r = proxy_attach_upstream(s->proxy, TAKE_FD(m->fd));
+    if (r < 0) {
+        log_error_errno(r, "Cannot attach the desktop client=%s user=%s desktop=%s", s->addr,
+                        s->user, m->text);
+        (void)proxy_show_status(s->proxy, "Your desktop could not be displayed.");
+        s->linger_until = now_ms() + CLOSE_LINGER_MS;
+        s->closing_code = SESSION_EXIT_DESKTOP;
+        return 0;
+    }
+    s->desktop_live = true;
+    s->attached_ms = now_ms();
+    s->activity_next_ms = s->attached_ms + PROTO_ACTIVITY_INTERVAL_MS;
+    s->idle_reported_ms = 0;
+    log_info("Desktop attached client=%s user=%s desktop=%s connection=%" PRIu64 " view_only=%s",
+             s->addr, s->user, m->text, s->conn_id, s->view_only ? "yes" : "no");
+    return 0;
+}
 
-/* One broker message while the session runs. Returns < 0 (an exit code, negated) to end
- * at once, 0 to go on, 1 to linger (closing_code set) and then end. */
-static int handle_broker_message(struct session *s, struct proto_message *m, int *closing_code)
+/* One broker message while the session runs. Returns 0 to go on (s->linger_until set:
+ * closing), or a negated exit code to end at once. */
+static int handle_broker_message(struct session *s, struct proto_message *m)
 {
     int r;
     switch (m->type) {
@@ -299,27 +549,26 @@ static int handle_broker_message(struct session *s, struct proto_message *m, int
             log_warning_errno(r, "Cannot show the status client=%s", s->addr);
         return 0;
     case PROTO_DESKTOP_READY:
-        if (s->upstream_attached) {
-            log_error("Broker protocol violation: second DESKTOP_READY client=%s", s->addr);
+        return handle_desktop_ready(s, m);
+    case PROTO_NOTICE:
+        if (!s->upstream_attached) {
+            log_error("Broker protocol violation: NOTICE before DESKTOP_READY client=%s",
+                      s->addr);
             return -SESSION_EXIT_BROKER;
         }
-        s->upstream_attached = true;
-        r = proxy_attach_upstream(s->proxy, TAKE_FD(m->fd));
-        if (r < 0) {
-            log_error_errno(r, "Cannot attach the desktop client=%s user=%s desktop=%s", s->addr,
-                            s->user, m->text);
-            (void)proxy_show_status(s->proxy, "Your desktop could not be displayed.");
-            *closing_code = SESSION_EXIT_DESKTOP;
-            return 1;
-        }
-        log_info("Desktop attached client=%s user=%s desktop=%s", s->addr, s->user, m->text);
+        if (m->text[0])
+            log_info("Notice shown client=%s user=%s text=\"%s\"", s->addr, s->user, m->text);
+        else
+            log_info("Notice removed client=%s user=%s", s->addr, s->user);
+        r = proxy_show_notice(s->proxy, m->text);
+        if (r < 0)
+            log_warning_errno(r, "Cannot show the notice client=%s", s->addr);
         return 0;
     case PROTO_CLOSE:
         log_info("Broker closed the session client=%s user=%s reason=\"%s\"", s->addr, s->user,
                  m->text);
-        (void)proxy_show_status(s->proxy, m->text[0] ? m->text : "Session closed.");
-        *closing_code = SESSION_EXIT_OK;
-        return 1;
+        session_close(s, m->text[0] ? m->text : "Session closed.", SESSION_EXIT_OK);
+        return 0;
     default:
         log_error("Broker protocol violation: %s after login client=%s", proto_type_name(m->type),
                   s->addr);
@@ -327,28 +576,122 @@ static int handle_broker_message(struct session *s, struct proto_message *m, int
     }
 }
 
+/* The control socket is readable. Returns like handle_broker_message, or 1 when the
+ * socket is gone and the session ends normally. */
+static int control_readable(struct session *s)
+{
+    struct proto_message m;
+    proto_message_init(&m, PROTO_CLOSE);
+    int r = proto_recv(s->control_fd, PROTO_FROM_BROKER, &m);
+    if (r == -EAGAIN || r == -EINTR)
+        return 0;
+    if (r == -EPIPE || r == -ECONNRESET)
+        return control_lost(s, r) ? 0 : 1;
+    if (r < 0) {
+        log_error_errno(r, "Bad message from the broker client=%s", s->addr);
+        return -SESSION_EXIT_BROKER;
+    }
+    r = handle_broker_message(s, &m);
+    proto_message_done(&m);
+    return r;
+}
+
+/* Runs the timers that are due. Returns 0 to go on, 1 when the session ends normally. */
+static int session_timers(struct session *s, uint64_t now)
+{
+    if (s->linger_until)
+        return 0;
+    if (s->reattaching) {
+        if (s->reattach_fd >= 0 && now >= s->reattach_reply_ms) {
+            log_warning("Re-attach attempt %u: no answer within %d ms client=%s",
+                        s->reattach_attempts, REATTACH_REPLY_TIMEOUT_MS, s->addr);
+            reattach_retry_later(s);
+        }
+        if (s->reattach_fd < 0 && now >= s->reattach_until_ms) {
+            log_warning("Re-attach window over after %u attempts, ending client=%s user=%s "
+                        "connection=%" PRIu64,
+                        s->reattach_attempts, s->addr, s->user, s->conn_id);
+            session_close(s, REATTACH_GIVE_UP_TEXT, SESSION_EXIT_BROKER);
+            return 0;
+        }
+        if (s->reattach_fd < 0 && now >= s->reattach_next_ms)
+            reattach_try(s);
+        return 0;
+    }
+    if (s->desktop_live && s->control_fd >= 0 && now >= s->activity_next_ms) {
+        int r = activity_send(s);
+        if (r < 0 && !control_lost(s, r))
+            return 1;
+    }
+    return 0;
+}
+
+/* poll() timeout until the next timer. */
+static int session_next_timeout(const struct session *s, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    if (s->linger_until)
+        next = s->linger_until;
+    else if (s->reattaching)
+        next = s->reattach_fd >= 0 ? s->reattach_reply_ms
+                                   : min_u64(s->reattach_next_ms, s->reattach_until_ms);
+    else if (s->desktop_live && s->control_fd >= 0)
+        next = s->activity_next_ms;
+    if (next == UINT64_MAX)
+        return -1;
+    return next > now ? deadline_left_ms(next) : 0;
+}
+
+/* Client input after a quiet spell: when the broker last heard "idle for at least an
+ * interval", tell it at once (its idle warning clears without waiting for the next one). */
+static int input_woke(struct session *s)
+{
+    uint64_t v;
+    (void)!read(proxy_input_fd(s->proxy), &v, sizeof(v));
+    if (s->linger_until || !s->desktop_live || s->control_fd < 0 ||
+        s->idle_reported_ms < PROTO_ACTIVITY_INTERVAL_MS)
+        return 0;
+    int r = activity_send(s);
+    if (r < 0 && !control_lost(s, r))
+        return 1;
+    return 0;
+}
+
+enum loop_fd { FD_CONTROL, FD_REATTACH, FD_PROXY, FD_INPUT, FD_RELAY, FD_SIGNAL, FD_COUNT };
+
 static int session_loop(struct session *s)
 {
-    uint64_t linger_until = 0; /* set once the session is closing */
-    int closing_code = SESSION_EXIT_OK;
+    int r = fd_set_nonblock(s->control_fd, true); /* a stuck broker never blocks the loop */
+    if (r < 0) {
+        log_error_errno(r, "Cannot set up the control socket client=%s", s->addr);
+        return SESSION_EXIT_SETUP;
+    }
 
     for (;;) {
+        uint64_t now = now_ms();
+        if (s->linger_until && now >= s->linger_until)
+            return s->closing_code;
+        if (session_timers(s, now) > 0)
+            return SESSION_EXIT_OK;
+
+        bool closing = s->linger_until != 0;
         struct pollfd p[FD_COUNT] = {
-            [FD_CONTROL] = {.fd = linger_until ? -1 : s->o->control_fd, .events = POLLIN},
+            [FD_CONTROL] = {.fd = closing ? -1 : s->control_fd, .events = POLLIN},
+            [FD_REATTACH] = {.fd = closing ? -1 : s->reattach_fd, .events = POLLIN},
             [FD_PROXY] = {.fd = proxy_event_fd(s->proxy), .events = POLLIN},
+            [FD_INPUT] = {.fd = proxy_input_fd(s->proxy), .events = POLLIN},
             [FD_RELAY] = {.fd = s->relay_done_fd, .events = POLLIN},
             [FD_SIGNAL] = {.fd = s->signal_fd, .events = POLLIN},
         };
-        int timeout = linger_until ? deadline_left_ms(linger_until) : -1;
-        if (linger_until && timeout == 0)
-            return closing_code;
-        int n = poll(p, FD_COUNT, timeout);
+        int n = poll(p, FD_COUNT, session_next_timeout(s, now_ms()));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             log_error_errno(-errno, "poll failed client=%s", s->addr);
             return SESSION_EXIT_SETUP;
         }
+        if (n == 0)
+            continue;
 
         if (p[FD_SIGNAL].revents) {
             struct signalfd_siginfo si;
@@ -359,42 +702,32 @@ static int session_loop(struct session *s)
             }
         }
         if (p[FD_RELAY].revents) {
-            int r = s->relay_result;
+            r = s->relay_result;
             if (r < 0 && r != -ECONNRESET && r != -EPIPE) {
                 log_errno(LOG_LEVEL_INFO, r, "Client connection failed client=%s user=%s", s->addr,
                           s->user);
-                return linger_until ? closing_code : SESSION_EXIT_CLIENT;
+                return s->linger_until ? s->closing_code : SESSION_EXIT_CLIENT;
             }
             log_info("Client disconnected client=%s user=%s bytes_in=%" PRIu64
                      " bytes_out=%" PRIu64,
                      s->addr, s->user, s->relay_stats.bytes_from_tls, s->relay_stats.bytes_to_tls);
-            return linger_until ? closing_code : SESSION_EXIT_OK;
+            return s->linger_until ? s->closing_code : SESSION_EXIT_OK;
         }
         if (p[FD_PROXY].revents) {
             log_info("Desktop session ended client=%s user=%s reason=\"%s\"", s->addr, s->user,
                      proxy_end_reason(s->proxy));
-            return linger_until ? closing_code : SESSION_EXIT_OK;
+            return s->linger_until ? s->closing_code : SESSION_EXIT_OK;
         }
-        if (p[FD_CONTROL].revents) {
-            struct proto_message m;
-            proto_message_init(&m, PROTO_CLOSE);
-            int r = proto_recv(s->o->control_fd, PROTO_FROM_BROKER, &m);
-            if (r == -EAGAIN || r == -EINTR)
-                continue;
-            if (r == -EPIPE) {
-                log_info("Broker closed the control socket client=%s user=%s", s->addr, s->user);
-                return SESSION_EXIT_OK;
-            }
-            if (r < 0) {
-                log_error_errno(r, "Bad message from the broker client=%s", s->addr);
-                return SESSION_EXIT_BROKER;
-            }
-            r = handle_broker_message(s, &m, &closing_code);
-            proto_message_done(&m);
+        if (p[FD_INPUT].revents && input_woke(s) > 0)
+            return SESSION_EXIT_OK;
+        if (p[FD_REATTACH].revents && s->reattach_fd >= 0)
+            reattach_answer(s);
+        if (p[FD_CONTROL].revents && s->control_fd >= 0) {
+            r = control_readable(s);
             if (r < 0)
                 return -r;
             if (r > 0)
-                linger_until = now_ms() + CLOSE_LINGER_MS;
+                return SESSION_EXIT_OK;
         }
     }
 }
@@ -406,6 +739,7 @@ static int session_start_desktop(struct session *s)
         .height = s->o->status_height,
         .desktop_name = "vdi",
         .client_write_timeout_ms = PROXY_WRITE_TIMEOUT_MS,
+        .input_wake_ms = PROTO_ACTIVITY_INTERVAL_MS,
     };
     int r = signals_block(s);
     if (r < 0) {
@@ -435,6 +769,8 @@ int session_run(const struct session_options *o, struct tls_server_credentials *
         .creds = creds,
         .addr = o->client_address,
         .client_fd = o->client_fd,
+        .control_fd = o->control_fd,
+        .reattach_fd = -1,
         .proxy_fd = -1,
         .relay_stop_fd = -1,
         .relay_done_fd = -1,
@@ -472,7 +808,9 @@ out:
     safe_close(s.relay_stop_fd);
     safe_close(s.relay_done_fd);
     safe_close(s.signal_fd);
-    safe_close(o->control_fd);
+    safe_close(s.control_fd);
+    safe_close(s.reattach_fd);
+    explicit_bzero(s.token, sizeof(s.token));
     log_info("Session ended client=%s user=%s exit=%d", s.addr, s.user[0] ? s.user : "-", ret);
     return ret;
 }

@@ -6,6 +6,7 @@
  * session-main.c does the command line and the privilege drop around it.
  */
 #include <stdint.h>
+#include <sys/types.h>
 
 struct tls_server_credentials;
 
@@ -27,6 +28,12 @@ struct session_options {
     int handshake_timeout_s;    /* each pre-authentication step */
     int login_timeout_s;        /* connect -> credentials, and credentials -> verdict */
     int status_width, status_height;
+    /* Re-attach after a broker restart (README "Re-attach"): the broker's abstract unix
+     * socket name (without the leading NUL; NULL: no re-attach), the uid it must run as,
+     * and how long to keep trying (0: no re-attach). */
+    const char *broker_socket;
+    uid_t broker_uid;
+    int reattach_timeout_s;
 };
 
 /* Runs the whole session on already loaded credentials (the caller keeps them).

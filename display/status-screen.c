@@ -115,30 +115,11 @@ static void draw_glyph(uint8_t *fb, int width, int height, size_t stride, int pe
     }
 }
 
-void status_screen_render(uint8_t *fb, int width, int height, size_t stride, const char *text)
+/* Draws lines centred horizontally, the first line's top at top. */
+static void draw_lines(uint8_t *fb, int width, int height, size_t stride, const struct line *lines,
+                       size_t n, int top)
 {
-    if (!fb || width <= 0 || height <= 0)
-        return;
-    for (int y = 0; y < height; y++) {
-        uint8_t *row = fb + (size_t)y * stride;
-        for (int x = 0; x < width; x++)
-            put_pixel(row + (size_t)x * 4, STATUS_SCREEN_BACKGROUND);
-    }
-    if (!text)
-        return;
-
-    size_t len = strnlen(text, STATUS_SCREEN_TEXT_MAX);
-    int margin = width / 10;
-    int max_width = width - 2 * margin;
-    if (max_width < 1)
-        max_width = 1;
-
-    struct line lines[STATUS_MAX_LINES];
-    size_t n = layout(text, len, max_width, lines, STATUS_MAX_LINES);
     int lh = status_font.line_height;
-    int total = (int)n * lh;
-    int top = (height - total) / 2;
-
     for (size_t i = 0; i < n; i++) {
         int baseline = top + (int)i * lh + status_font.ascent;
         int pen_x = (width - lines[i].width) / 2;
@@ -151,4 +132,75 @@ void status_screen_render(uint8_t *fb, int width, int height, size_t stride, con
             pen_x += g->advance;
         }
     }
+}
+
+static void fill(uint8_t *fb, int width, int y0, int y1, size_t stride, uint32_t rgb)
+{
+    for (int y = y0; y < y1; y++) {
+        uint8_t *row = fb + (size_t)y * stride;
+        for (int x = 0; x < width; x++)
+            put_pixel(row + (size_t)x * 4, rgb);
+    }
+}
+
+void status_screen_render(uint8_t *fb, int width, int height, size_t stride, const char *text)
+{
+    if (!fb || width <= 0 || height <= 0)
+        return;
+    fill(fb, width, 0, height, stride, STATUS_SCREEN_BACKGROUND);
+    if (!text)
+        return;
+
+    size_t len = strnlen(text, STATUS_SCREEN_TEXT_MAX);
+    int margin = width / 10;
+    int max_width = width - 2 * margin;
+    if (max_width < 1)
+        max_width = 1;
+
+    struct line lines[STATUS_MAX_LINES];
+    size_t n = layout(text, len, max_width, lines, STATUS_MAX_LINES);
+    int total = (int)n * status_font.line_height;
+    draw_lines(fb, width, height, stride, lines, n, (height - total) / 2);
+}
+
+/* ---- the notice banner ---- */
+
+static size_t banner_layout(int width, const char *text, struct line *lines)
+{
+    int max_width = width - 2 * STATUS_BANNER_MARGIN;
+    if (max_width < 1)
+        max_width = 1;
+    return layout(text, strnlen(text, STATUS_SCREEN_TEXT_MAX), max_width, lines,
+                  STATUS_BANNER_MAX_LINES);
+}
+
+static int banner_padding(void)
+{
+    return status_font.line_height / 2;
+}
+
+int status_screen_banner_height(int width, int height, const char *text)
+{
+    if (width <= 0 || height <= 0 || !text || !text[0])
+        return 0;
+    struct line lines[STATUS_BANNER_MAX_LINES];
+    size_t n = banner_layout(width, text, lines);
+    int h = 2 * banner_padding() + (int)n * status_font.line_height + STATUS_BANNER_BORDER;
+    return h < height ? h : height;
+}
+
+void status_screen_render_banner(uint8_t *fb, int width, int height, size_t stride,
+                                 const char *text)
+{
+    if (!fb || width <= 0 || height <= 0)
+        return;
+    int border = height > STATUS_BANNER_BORDER ? STATUS_BANNER_BORDER : 0;
+    fill(fb, width, 0, height - border, stride, STATUS_SCREEN_BACKGROUND);
+    fill(fb, width, height - border, height, stride, STATUS_SCREEN_FOREGROUND);
+    if (!text)
+        return;
+    struct line lines[STATUS_BANNER_MAX_LINES];
+    size_t n = banner_layout(width, text, lines);
+    /* Clipped to the strip: glyphs never reach the border or below. */
+    draw_lines(fb, width, height - border, stride, lines, n, banner_padding());
 }

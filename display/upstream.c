@@ -36,6 +36,7 @@ struct upstream {
     rfbClient *client;
     uint8_t *fb; /* client->frameBuffer; libvncclient never frees it */
     bool live;   /* copying into the downstream screen */
+    bool stopping; /* atomic: upstream_free() is stopping the thread; failures are expected */
     pthread_t thread;
     bool thread_started;
     int stop_fd;
@@ -95,8 +96,16 @@ static void on_framebuffer_update(rfbClient *c, int x, int y, int w, int h)
         size_t stride = (size_t)c->width * PROXY_BYTES_PER_PIXEL;
         size_t off = (size_t)y * stride + (size_t)x * PROXY_BYTES_PER_PIXEL;
         size_t len = (size_t)w * PROXY_BYTES_PER_PIXEL;
-        for (int row = 0; row < h; row++, off += stride)
-            memcpy(p->fb + off, u->fb + off, len);
+        /* Rows under the notice banner: the VM's pixels go to notice_under (same layout as
+         * the framebuffer's first rows), the banner stays on top. */
+        for (int row = y; row < y + h; row++, off += stride) {
+            if (row < p->notice_h) {
+                memcpy(p->notice_under + off, u->fb + off, len);
+                memcpy(p->fb + off, p->notice_px + off, len);
+            } else {
+                memcpy(p->fb + off, u->fb + off, len);
+            }
+        }
         rfbMarkRectAsModified(p->screen, x, y, x + w, y + h);
     }
     pthread_mutex_unlock(&p->fb_lock);
@@ -210,6 +219,8 @@ static void upstream_fail(struct upstream *u, const char *reason)
 {
     struct proxy *p = u->p;
     u->live = false;
+    if (__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE))
+        return; /* upstream_free() broke the connection on purpose (proxy_close_desktop) */
     proxy_input_queue_set_accepting(&p->input, false);
     pthread_mutex_lock(&p->fb_lock);
     p->upstream_live = false;
@@ -364,6 +375,7 @@ int upstream_start(struct proxy *p, int fd, struct upstream **ret)
     if (r >= 0) {
         u->live = true;
         p->upstream_live = true;
+        proxy_notice_apply_locked(p); /* a notice set before the VM's display arrived */
     }
     pthread_mutex_unlock(&p->fb_lock);
     if (r < 0) {
@@ -391,6 +403,7 @@ void upstream_free(struct upstream *u)
         return;
     if (u->thread_started) {
         uint64_t one = 1;
+        __atomic_store_n(&u->stopping, true, __ATOMIC_RELEASE);
         (void)!write(u->stop_fd, &one, sizeof(one));
         /* Also wakes it inside HandleRFBServerMessage/WriteToRFBServer (which can wait for
          * up to readTimeout, or for ever on a write to a VM display that stopped reading). */

@@ -1,91 +1,107 @@
 #pragma once
 /*
- * The broker's registry of client sessions: one record per vdi-session process (one per
- * client connection), with the state of that connection in the broker <-> session
- * control protocol (common/proto.h).
+ * Desktop sessions: what ties a user, a desktop and the connections to it, and outlives
+ * any one connection. The broker keeps one per (user, desktop) in use; this module holds
+ * them and decides, from the clocks and the pool's policies, what is due next. It does
+ * no I/O: the broker carries the decisions out (messages to vdi-session processes, the
+ * logoff job).
  *
- * States, in the only order a session may move through them:
+ *   ACTIVE        the user's connection is attached (and maybe admins watching)
+ *   DISCONNECTED  no user connection: the desktop stays as it is until grace_from_ms +
+ *                 grace_s, then the pool's logoff action runs; a login of the same user
+ *                 to the same desktop before that re-attaches (reconnect)
+ *   ENDING        the logoff action was started (or the desktop stopped): the record
+ *                 goes when the broker says it is done; a new login makes a new session
  *
- *   WAIT_AUTH      process started, no message yet; the only message it may send is
- *                  one AUTH_REQUEST
- *   CHECKING       AUTH_REQUEST received, PAM running off the event loop
- *   AUTHENTICATED  PAM said yes, the desktop is being provisioned
- *   DESKTOP_READY  the VM display fd was handed over
- *   CLOSING        the broker gave up on it (failed login, protocol violation, error,
- *                  shutdown); terminal, waiting for the process to exit
+ * Policies (per pool, seconds, 0 = off): idle_timeout_s (no keyboard or pointer input
+ * from the user's connection: warn, then disconnect: the grace period follows),
+ * max_session_s (from the session's start: warn, then disconnect and log off at once:
+ * the grace period would otherwise let the user go on after the limit), grace_s.
+ * Warnings come SESSION_WARNING_S before the event (a quarter of the timeout for short
+ * ones).
  *
- * WAIT_AUTH and CHECKING count as unauthenticated (max_unauthenticated). The registry
- * owns each record's control fd. Runs inside vdi-broker, on its event loop thread only
- * (not thread-safe); worker jobs refer to sessions by id, never by pointer.
+ * Event loop thread only, like the connection registry.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-#define SESSION_MAX_ADDRESS 64 /* numeric IPv4/IPv6 text, NUL included */
-#define SESSION_MAX_USER 32    /* username_is_valid() cap */
-#define SESSION_MAX_NAME 64    /* pool and desktop names */
+#include "connection.h"
 
-enum session_state {
-    SESSION_WAIT_AUTH,
-    SESSION_CHECKING,
-    SESSION_AUTHENTICATED,
-    SESSION_DESKTOP_READY,
-    SESSION_CLOSING,
+#define SESSION_WARNING_S 60
+
+enum session_state { SESSION_ACTIVE, SESSION_DISCONNECTED, SESSION_ENDING };
+
+struct session_policy {
+    int grace_s;
+    int idle_timeout_s;
+    int max_session_s;
 };
 
 struct session {
-    uint64_t id;                       /* unique for the broker's lifetime, from 1 */
-    pid_t pid;                         /* vdi-session process; 0 once reaped */
-    int control_fd;                    /* broker's end of the control socket, or -1 */
-    char address[SESSION_MAX_ADDRESS]; /* client address, numeric */
-    char user[SESSION_MAX_USER + 1];   /* set from CHECKING on; "" before */
-    char pool[SESSION_MAX_NAME + 1];   /* asked for with "user@pool"; "" = any */
-    char desktop[SESSION_MAX_NAME + 1]; /* from DESKTOP_READY on: the desktop in use */
+    uint64_t id;
+    char user[CONNECTION_MAX_USER + 1];
+    char pool[CONNECTION_MAX_NAME + 1];
+    char desktop[CONNECTION_MAX_NAME + 1];
     enum session_state state;
-    uint64_t created_ms;  /* monotonic (now_ms) */
-    uint64_t deadline_ms; /* monotonic; the broker ends the session when it
-                             passes; 0 = none */
+    struct session_policy policy;
+    int64_t started;          /* unix seconds */
+    uint64_t started_ms;      /* monotonic */
+    uint64_t user_connection; /* ACTIVE: the user's connection id; else 0 */
+    uint64_t grace_from_ms;   /* DISCONNECTED: the grace period runs from here */
+    uint64_t last_input_ms;   /* monotonic: the user's last keyboard/pointer input */
+    uint64_t bytes_to_client, bytes_from_client; /* of its connections that ended */
+    bool idle_warned, max_warned;
+};
+
+/* What is due for a session now, in the order the broker should act. */
+enum session_due {
+    SESSION_DUE_NOTHING,
+    SESSION_DUE_IDLE_WARNING,   /* tell the user: disconnect in *ret_seconds */
+    SESSION_DUE_IDLE_CLEAR,     /* input came back after a warning: remove it */
+    SESSION_DUE_IDLE_TIMEOUT,   /* disconnect the user's connection */
+    SESSION_DUE_MAX_WARNING,    /* tell the user: session ends in *ret_seconds */
+    SESSION_DUE_MAX_TIMEOUT,    /* close every connection and log off now */
+    SESSION_DUE_LOGOFF,         /* the grace period is over */
 };
 
 const char *session_state_to_string(enum session_state state);
-/* True for WAIT_AUTH and CHECKING. */
-bool session_state_is_unauthenticated(enum session_state state);
-/* Moves s to `to` if the table above allows it (any state may go to CLOSING, CLOSING
- * goes nowhere). Returns 0 or -EPERM. */
-int session_set_state(struct session *s, enum session_state to);
-/* Sets s->user from a name the caller validated. Returns 0 or -E2BIG. */
-int session_set_user(struct session *s, const char *user);
-/* Closes the control fd (idempotent). */
-void session_close_control(struct session *s);
 
-struct session_registry;
+/* Decides what is due at now_ms and updates the warned flags as if the broker did it.
+ * *ret_seconds: for warnings, the seconds left. */
+enum session_due session_due(struct session *s, uint64_t now_ms, int *ret_seconds);
+/* When session_due() next has something to say (monotonic ms), or 0 for never. */
+uint64_t session_next_deadline(const struct session *s);
 
-int session_registry_new(struct session_registry **ret);
-/* Ids continue from first_id (> 0): the broker starts after the highest id it ever
- * recorded, so ids stay unique across restarts (the store keys sessions by id). */
-void session_registry_set_next_id(struct session_registry *r, uint64_t first_id);
-/* Frees every record and closes their control fds; does not signal processes. NULL ok. */
-void session_registry_free(struct session_registry *r);
-static inline void session_registry_freep(struct session_registry **r)
+/* The table of sessions. */
+struct session_table;
+
+int session_table_new(struct session_table **ret);
+void session_table_free(struct session_table *t);
+static inline void session_table_freep(struct session_table **t)
 {
-    session_registry_free(*r);
+    session_table_free(*t);
 }
+/* A new session in DISCONNECTED with grace_from_ms = now_ms (the caller attaches a
+ * connection at once, or leaves it waiting for re-attaching connections). Returns it, or
+ * NULL (out of memory, invalid names). */
+struct session *session_table_add(struct session_table *t, uint64_t id, const char *user,
+                                  const char *pool, const char *desktop,
+                                  const struct session_policy *policy, int64_t started,
+                                  uint64_t now_ms);
+void session_table_remove(struct session_table *t, struct session *s);
+struct session *session_table_find(const struct session_table *t, uint64_t id);
+/* The session of user on desktop that is not ENDING, or NULL. */
+struct session *session_table_find_user(const struct session_table *t, const char *user,
+                                        const char *desktop);
+/* The user's session in pool that is not ENDING (a user has one desktop per pool). */
+struct session *session_table_find_pool(const struct session_table *t, const char *user,
+                                        const char *pool);
+size_t session_table_size(const struct session_table *t);
+struct session *session_table_at(const struct session_table *t, size_t i);
 
-/* Adds a record in WAIT_AUTH. Takes ownership of control_fd on success only.
- * Returns 0, -EINVAL (bad pid/fd, address too long), -ENOMEM. */
-int session_registry_add(struct session_registry *r, pid_t pid, int control_fd, const char *address,
-                         uint64_t created_ms, struct session **ret);
-/* Removes and frees s (closing its control fd). Pointers to s become invalid. */
-void session_registry_remove(struct session_registry *r, struct session *s);
-
-struct session *session_registry_find(const struct session_registry *r, uint64_t id);
-struct session *session_registry_find_pid(const struct session_registry *r, pid_t pid);
-
-/* Iteration in insertion order: for (i = n; i-- > 0;) lets the loop remove the current
- * record; session_registry_at() returns NULL past the end. */
-size_t session_registry_size(const struct session_registry *r);
-struct session *session_registry_at(const struct session_registry *r, size_t i);
-/* Records in WAIT_AUTH or CHECKING. */
-size_t session_registry_count_unauthenticated(const struct session_registry *r);
+/* State changes. attach: the user's connection c (ACTIVE; idle clock from c). detach:
+ * the user's connection left at now_ms (DISCONNECTED, grace from now; its byte totals
+ * are kept). */
+void session_attach(struct session *s, const struct connection *c);
+void session_detach(struct session *s, const struct connection *c, uint64_t now_ms);

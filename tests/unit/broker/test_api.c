@@ -2,7 +2,7 @@
  * The admin API (broker/api.c) over real HTTPS, with real components behind it: the
  * SQLite store on a temporary file, pools on libvirt's in-memory test driver
  * (test:///default), PAM through pam_wrapper (pam_matrix: vdiadmin / admin-pw and
- * plain / plain-pw), group membership through nss_wrapper (vdiadmin is in vdi-admins,
+ * plain / plain-pw), the audit log in a file, the throttle (auth/throttle.c), group membership through nss_wrapper (vdiadmin is in vdi-admins,
  * plain is not), and vdictl's own HTTPS client (http-client.h). Headers the client does
  * not return (WWW-Authenticate, Allow, Content-Type) and a chunked body are checked
  * with curl (skipped without it), TLS versions with gnutls-cli (from gnutls-bin, like
@@ -50,27 +50,69 @@ static struct {
     struct api *api;
     uint16_t port;
     struct http_target target;
+    char audit_path[192];
+    struct audit *audit;
+    struct throttle *throttle;
     pthread_mutex_t lock;
-    uint64_t disconnected_id;
-    char disconnected_by[64];
+    uint64_t acted_id;
+    enum api_session_action acted;
+    char acted_by[64];
     bool have_curl;
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- fixtures ----------------------------------------------------------------------- */
 
-static int fake_disconnect(void *userdata, uint64_t id, const char *by_admin)
+/* The broker's live sessions: 7 (alice, connected, watched by one admin) and 12 (bob,
+ * disconnected). Session 13 makes the action fail as in a shutdown, 14 as a timeout. */
+static int fake_sessions(void *userdata, struct session_info **ret, size_t *ret_n)
 {
     (void)userdata;
-    if (id != 7)
+    struct session_info *list = calloc(2, sizeof(*list));
+    if (!list)
+        return -ENOMEM;
+    list[0] = (struct session_info){.id = 7,
+                                    .started = 1800000000,
+                                    .idle_s = 42,
+                                    .bytes_to_client = 5 * 1024 * 1024,
+                                    .bytes_from_client = 900,
+                                    .shadows = 1};
+    snprintf(list[0].user, sizeof(list[0].user), "alice");
+    snprintf(list[0].pool, sizeof(list[0].pool), "eng");
+    snprintf(list[0].desktop, sizeof(list[0].desktop), "vdi-eng-0001");
+    snprintf(list[0].state, sizeof(list[0].state), "connected");
+    snprintf(list[0].client, sizeof(list[0].client), "192.0.2.1");
+    list[1] = (struct session_info){
+        .id = 12, .started = 1800000100, .idle_s = 600, .disconnected_s = 120};
+    snprintf(list[1].user, sizeof(list[1].user), "bob");
+    snprintf(list[1].pool, sizeof(list[1].pool), "float");
+    snprintf(list[1].desktop, sizeof(list[1].desktop), "vdi-float-0003");
+    snprintf(list[1].state, sizeof(list[1].state), "disconnected");
+    *ret = list;
+    *ret_n = 2;
+    return 0;
+}
+
+static int fake_session_action(void *userdata, uint64_t id, enum api_session_action action,
+                               const char *by_admin)
+{
+    (void)userdata;
+    if (id == 13)
+        return -ESHUTDOWN;
+    if (id == 14)
+        return -ETIMEDOUT;
+    if (id != 7 && id != 12)
         return -ENOENT;
     pthread_mutex_lock(&T.lock);
-    T.disconnected_id = id;
-    snprintf(T.disconnected_by, sizeof(T.disconnected_by), "%s", by_admin);
+    T.acted_id = id;
+    T.acted = action;
+    snprintf(T.acted_by, sizeof(T.acted_by), "%s", by_admin);
     pthread_mutex_unlock(&T.lock);
     return 0;
 }
 
-static int start_api(const char *address, int port, struct api **ret, uint16_t *ret_port)
+static int start_api_with(const char *address, int port, struct audit *audit,
+                          const char *audit_path, struct throttle *throttle, struct api **ret,
+                          uint16_t *ret_port)
 {
     struct api_options o = {
         .address = address,
@@ -81,11 +123,20 @@ static int start_api(const char *address, int port, struct api **ret, uint16_t *
         .admin_group = "vdi-admins",
         .pools = T.pools,
         .store = T.store,
-        .disconnect = fake_disconnect,
+        .audit = audit,
+        .audit_path = audit_path,
+        .throttle = throttle,
+        .sessions = fake_sessions,
+        .session_action = fake_session_action,
         .max_connections = 16,
         .timeout_s = 10,
     };
     return api_start(&o, ret, ret_port);
+}
+
+static int start_api(const char *address, int port, struct api **ret, uint16_t *ret_port)
+{
+    return start_api_with(address, port, T.audit, T.audit_path, T.throttle, ret, ret_port);
 }
 
 static int group_setup(void **state)
@@ -128,6 +179,13 @@ static int group_setup(void **state)
     };
     if (pools_new(&po, &T.pools) < 0)
         return -1;
+    snprintf(T.audit_path, sizeof(T.audit_path), "%s/audit.log", T.pki.dir);
+    if (audit_open(T.audit_path, false, &T.audit) < 0)
+        return -1;
+    struct throttle_options to;
+    throttle_options_default(&to);
+    if (throttle_new(&to, &T.throttle) < 0)
+        return -1;
     if (start_api("127.0.0.1", 0, &T.api, &T.port) < 0)
         return -1;
 
@@ -143,6 +201,8 @@ static int group_teardown(void **state)
 {
     (void)state;
     api_stop(T.api);
+    audit_close(T.audit);
+    throttle_free(T.throttle);
     pools_free(T.pools);
     virt_free(T.virt);
     store_close(T.store);
@@ -243,20 +303,26 @@ static struct json_object *find(struct json_object *a, const char *key, const ch
     return NULL;
 }
 
-/* curl's response headers (-D -) for a request, into buf; false without curl. */
-static bool curl_headers(const char *args, const char *path, char *buf, size_t size)
+/* curl's response headers (-D -) for a request to port, into buf; false without curl. */
+static bool curl_headers_at(uint16_t port, const char *args, const char *path, char *buf,
+                            size_t size)
 {
     char cmd[1024];
     if (!T.have_curl)
         return false;
     snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -D - --cacert %s %s https://127.0.0.1:%u%s",
-             T.pki.ca, args, T.port, path);
+             T.pki.ca, args, port, path);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     size_t n = fread(buf, 1, size - 1, f);
     buf[n] = '\0';
     assert_int_equal(pclose(f), 0);
     return true;
+}
+
+static bool curl_headers(const char *args, const char *path, char *buf, size_t size)
+{
+    return curl_headers_at(T.port, args, path, buf, size);
 }
 
 /* ---- request bodies, without the server --------------------------------------------- */
@@ -324,6 +390,10 @@ static void test_parse(void **state)
     assert_int_equal(p.logoff, STORE_LOGOFF_KEEP);
     assert_int_equal(p.min_spare, 0);
     assert_int_equal(p.max_desktops, 10);
+    assert_int_equal(p.disconnect_grace_s, 300);
+    assert_int_equal(p.idle_timeout_s, 0);
+    assert_int_equal(p.max_session_s, 0);
+    assert_int_equal(p.stop_action, STORE_STOP_NONE);
     assert_int_equal(api_pool_parse(BODY("{\"name\":\"f\",\"template\":\"deb\",\"kind\":"
                                          "\"floating\",\"size\":\"large\",\"memory_mib\":1000}"),
                                     API_PARSE_CREATE, &p, err, sizeof(err)),
@@ -331,6 +401,49 @@ static void test_parse(void **state)
     assert_int_equal(p.vcpus, 4);
     assert_int_equal(p.memory_mib, 1000);
     assert_int_equal(p.logoff, STORE_LOGOFF_RESET);
+    assert_int_equal(p.stop_action, STORE_STOP_RESET); /* by kind */
+    /* session policies: given, bounds inclusive, and an update keeps what it does not name */
+    assert_int_equal(api_pool_parse(BODY("{\"name\":\"g\",\"template\":\"deb\","
+                                         "\"kind\":\"floating\",\"stop_action\":\"none\","
+                                         "\"disconnect_grace_s\":0,\"idle_timeout_s\":604800,"
+                                         "\"max_session_s\":2592000}"),
+                                    API_PARSE_CREATE, &p, err, sizeof(err)),
+                     0);
+    assert_int_equal(p.stop_action, STORE_STOP_NONE);
+    assert_int_equal(p.disconnect_grace_s, 0);
+    assert_int_equal(p.idle_timeout_s, 604800);
+    assert_int_equal(p.max_session_s, 2592000);
+    assert_int_equal(api_pool_parse(BODY("{\"stop_action\":\"restart\",\"idle_timeout_s\":60}"),
+                                    API_PARSE_UPDATE, &p, err, sizeof(err)),
+                     0);
+    assert_int_equal(p.stop_action, STORE_STOP_RESTART);
+    assert_int_equal(p.idle_timeout_s, 60);
+    assert_int_equal(p.max_session_s, 2592000);
+    assert_int_equal(p.disconnect_grace_s, 0);
+    static const struct {
+        const char *body, *words;
+    } bad_policies[] = {
+        {"{\"disconnect_grace_s\":-1}", "between 0 and 604800"},
+        {"{\"disconnect_grace_s\":604801}", "between 0 and 604800"},
+        {"{\"idle_timeout_s\":604801}", "'idle_timeout_s' must be between 0 and 604800"},
+        {"{\"max_session_s\":2592001}", "between 0 and 2592000"},
+        {"{\"max_session_s\":\"8h\"}", "must be an integer"},
+        {"{\"idle_timeout_s\":1.5}", "must be an integer"},
+        {"{\"stop_action\":\"explode\"}", "one of: none, restart, reset"},
+        {"{\"stop_action\":0}", "must be a string"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad_policies); i++) {
+        err[0] = '\0';
+        int r = api_pool_parse(BODY(bad_policies[i].body), API_PARSE_UPDATE, &p, err, sizeof(err));
+        if (r != -EINVAL || !strstr(err, bad_policies[i].words))
+            fprintf(stderr, "body %s: %d '%s'\n", bad_policies[i].body, r, err);
+        assert_int_equal(r, -EINVAL);
+        assert_non_null(strstr(err, bad_policies[i].words));
+    }
+    assert_int_equal(api_pool_parse(BODY("{\"name\":\"f\",\"template\":\"deb\",\"kind\":"
+                                         "\"floating\",\"size\":\"large\",\"memory_mib\":1000}"),
+                                    API_PARSE_CREATE, &p, err, sizeof(err)),
+                     0);
     assert_int_equal(
         api_pool_parse(BODY("{\"size\":\"medium\"}"), API_PARSE_UPDATE, &p, err, sizeof(err)), 0);
     assert_int_equal(p.vcpus, 2);
@@ -469,6 +582,10 @@ static void test_pools(void **state)
     assert_string_equal(str(o, "logoff"), "keep");
     assert_int_equal(num(o, "min_spare"), 0);
     assert_int_equal(num(o, "max_desktops"), 10);
+    assert_int_equal(num(o, "disconnect_grace_s"), 300);
+    assert_int_equal(num(o, "idle_timeout_s"), 0);
+    assert_int_equal(num(o, "max_session_s"), 0);
+    assert_string_equal(str(o, "stop_action"), "none");
     assert_true(num(o, "created") > 1700000000);
     json_object_put(o);
     expect_error(409, "POST", "/api/v1/pools", "{\"name\":\"eng\",\"template\":\"deb\"}", "eng");
@@ -480,7 +597,22 @@ static void test_pools(void **state)
     assert_int_equal(num(o, "vcpus"), 4);
     assert_int_equal(num(o, "memory_mib"), 256);
     assert_string_equal(str(o, "logoff"), "reset");
+    assert_string_equal(str(o, "stop_action"), "reset");
     json_object_put(o);
+    /* the policies as stored: a PATCH changes only what it names */
+    o = expect(200, "PATCH", "/api/v1/pools/float",
+               "{\"idle_timeout_s\":900,\"max_session_s\":28800,\"stop_action\":\"restart\"}");
+    assert_int_equal(num(o, "idle_timeout_s"), 900);
+    assert_int_equal(num(o, "max_session_s"), 28800);
+    assert_string_equal(str(o, "stop_action"), "restart");
+    assert_int_equal(num(o, "disconnect_grace_s"), 300);
+    json_object_put(o);
+    o = expect(200, "GET", "/api/v1/pools/float", NULL);
+    assert_int_equal(num(o, "idle_timeout_s"), 900);
+    assert_string_equal(str(o, "stop_action"), "restart");
+    json_object_put(o);
+    expect_error(400, "PATCH", "/api/v1/pools/float", "{\"disconnect_grace_s\":604801}",
+                 "'disconnect_grace_s'");
 
     expect_error(404, "POST", "/api/v1/pools", "{\"name\":\"x\",\"template\":\"nope\"}", "nope");
     expect_error(400, "POST", "/api/v1/pools", "{\"name\":\"x\",\"template\":\"deb\",\"kind\":7}",
@@ -541,7 +673,13 @@ static void test_bad_requests(void **state)
     expect_error(400, "GET", "/api/v1/audit?limit=1&limit=2", NULL, "twice");
     expect_error(400, "GET", "/api/v1/pools?pool=eng", NULL, "unknown query parameter");
     expect_error(400, "GET", "/api/v1/desktops?pool=Bad_Pool", NULL, "'pool'");
-    expect_error(400, "GET", "/api/v1/sessions?all=2", NULL, "'all'");
+    expect_error(400, "GET", "/api/v1/sessions?history=2", NULL, "'history'");
+    expect_error(400, "GET", "/api/v1/sessions?all=1", NULL, "unknown query parameter 'all'");
+    expect_error(400, "GET", "/api/v1/audit?event=Login!", NULL, "'event'");
+    expect_error(400, "GET", "/api/v1/audit?user=no%20body", NULL, "'user'");
+    expect_error(400, "GET", "/api/v1/audit?client=a%20b", NULL, "'client'");
+    expect_error(400, "GET", "/api/v1/audit?since=100&until=100", NULL, "before");
+    expect_error(400, "GET", "/api/v1/audit?limit=10001", NULL, "'limit'");
 
     /* 413: a body over 64 KiB, announced by Content-Length */
     size_t n = API_BODY_MAX + 100;
@@ -703,42 +841,90 @@ static void test_sessions(void **state)
     (void)state;
     struct json_object *o, *s;
     int64_t now = time(NULL);
-    struct store_session live = {.id = 7, .started = now - 60}, gone;
+    struct store_session live = {.id = 7, .session_id = 7, .started = now - 60}, gone, shadow;
 
+    /* live: what the broker says, every field of session_info */
+    o = expect(200, "GET", "/api/v1/sessions", NULL);
+    assert_int_equal(json_object_array_length(list(o, "sessions")), 2);
+    s = json_object_array_get_idx(list(o, "sessions"), 0);
+    assert_int_equal(num(s, "id"), 7);
+    assert_string_equal(str(s, "user"), "alice");
+    assert_string_equal(str(s, "pool"), "eng");
+    assert_string_equal(str(s, "desktop"), "vdi-eng-0001");
+    assert_string_equal(str(s, "state"), "connected");
+    assert_string_equal(str(s, "client"), "192.0.2.1");
+    assert_int_equal(num(s, "started"), 1800000000);
+    assert_int_equal(num(s, "idle_s"), 42);
+    assert_int_equal(num(s, "disconnected_s"), 0);
+    assert_int_equal(num(s, "bytes_to_client"), 5 * 1024 * 1024);
+    assert_int_equal(num(s, "bytes_from_client"), 900);
+    assert_int_equal(num(s, "shadows"), 1);
+    s = json_object_array_get_idx(list(o, "sessions"), 1);
+    assert_string_equal(str(s, "state"), "disconnected");
+    assert_string_equal(str(s, "client"), "");
+    assert_int_equal(num(s, "disconnected_s"), 120);
+    json_object_put(o);
+    o = expect(200, "GET", "/api/v1/sessions/12", NULL);
+    assert_string_equal(str(o, "user"), "bob");
+    json_object_put(o);
+    expect_error(404, "GET", "/api/v1/sessions/99", NULL, "99");
+    expect_error(404, "GET", "/api/v1/sessions/x", NULL, "x");
+
+    /* history: the store's connection rows, newest first, with session ids and kinds */
     snprintf(live.user, sizeof(live.user), "alice");
     snprintf(live.pool, sizeof(live.pool), "eng");
     snprintf(live.desktop, sizeof(live.desktop), "vdi-eng-0001");
     snprintf(live.client, sizeof(live.client), "192.0.2.1");
     gone = live;
-    gone.id = 5;
+    gone.id = gone.session_id = 5;
     gone.started = now - 600;
+    shadow = live;
+    shadow.id = 8;
+    shadow.kind = STORE_SESSION_SHADOW;
+    shadow.started = now - 30;
+    snprintf(shadow.user, sizeof(shadow.user), ADMIN);
     assert_int_equal(store_session_begin(T.store, &gone), 0);
     assert_int_equal(store_session_end(T.store, 5, now - 300), 0);
     assert_int_equal(store_session_begin(T.store, &live), 0);
-
-    o = expect(200, "GET", "/api/v1/sessions", NULL);
-    assert_int_equal(json_object_array_length(list(o, "sessions")), 1);
+    assert_int_equal(store_session_begin(T.store, &shadow), 0);
+    o = expect(200, "GET", "/api/v1/sessions?history=1", NULL);
+    assert_int_equal(json_object_array_length(list(o, "sessions")), 3);
     s = json_object_array_get_idx(list(o, "sessions"), 0);
-    assert_int_equal(num(s, "id"), 7);
-    assert_string_equal(str(s, "user"), "alice");
-    assert_string_equal(str(s, "client"), "192.0.2.1");
-    assert_int_equal(num(s, "ended"), 0);
-    json_object_put(o);
-    o = expect(200, "GET", "/api/v1/sessions?all=1", NULL);
-    assert_int_equal(json_object_array_length(list(o, "sessions")), 2);
-    s = json_object_array_get_idx(list(o, "sessions"), 1);
+    assert_int_equal(num(s, "id"), 8);
+    assert_int_equal(num(s, "session_id"), 7);
+    assert_string_equal(str(s, "kind"), "shadow");
+    assert_string_equal(str(s, "user"), ADMIN);
+    s = json_object_array_get_idx(list(o, "sessions"), 2);
     assert_int_equal(num(s, "id"), 5);
+    assert_int_equal(num(s, "session_id"), 5);
+    assert_string_equal(str(s, "kind"), "user");
     assert_int_equal(num(s, "ended"), now - 300);
     json_object_put(o);
+    o = expect(200, "GET", "/api/v1/sessions?history=0", NULL);
+    assert_int_equal(json_object_array_length(list(o, "sessions")), 2); /* live again */
+    json_object_put(o);
 
+    /* actions reach the broker with the admin's name */
     assert_null(expect(204, "POST", "/api/v1/sessions/7/disconnect", NULL));
     pthread_mutex_lock(&T.lock);
-    assert_int_equal(T.disconnected_id, 7);
-    assert_string_equal(T.disconnected_by, ADMIN);
+    assert_int_equal(T.acted_id, 7);
+    assert_int_equal(T.acted, API_SESSION_DISCONNECT);
+    assert_string_equal(T.acted_by, ADMIN);
+    pthread_mutex_unlock(&T.lock);
+    assert_null(expect(204, "POST", "/api/v1/sessions/12/logoff", "{}"));
+    pthread_mutex_lock(&T.lock);
+    assert_int_equal(T.acted_id, 12);
+    assert_int_equal(T.acted, API_SESSION_LOGOFF);
     pthread_mutex_unlock(&T.lock);
     expect_error(404, "POST", "/api/v1/sessions/99/disconnect", NULL, "99");
+    expect_error(404, "POST", "/api/v1/sessions/99/logoff", NULL, "99");
     expect_error(404, "POST", "/api/v1/sessions/abc/disconnect", NULL, "abc");
     expect_error(404, "POST", "/api/v1/sessions/99999999999999999999999/disconnect", NULL, NULL);
+    expect_error(404, "POST", "/api/v1/sessions/-1/logoff", NULL, NULL);
+    expect_error(503, "POST", "/api/v1/sessions/13/logoff", NULL, "shutting down");
+    expect_error(503, "POST", "/api/v1/sessions/14/disconnect", NULL, "in time");
+    expect_error(405, "GET", "/api/v1/sessions/7/logoff", NULL, "POST");
+    expect_error(400, "POST", "/api/v1/sessions/7/logoff", "{\"now\":true}", "unknown field");
 }
 
 static void test_usage(void **state)
@@ -780,49 +966,175 @@ static void test_usage(void **state)
     expect_error(400, "GET", "/api/v1/usage?user=no%20body", NULL, "'user'");
 }
 
+/* Appends raw text to the audit log, as another writer or a damaged disk would. */
+static void audit_append(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(close(fd), 0);
+}
+
 static void test_audit(void **state)
 {
     (void)state;
     struct json_object *o, *events, *e;
+    char path[256];
 
     o = expect(200, "GET", "/api/v1/audit?limit=1000", NULL);
     events = list(o, "events");
     static const char *const actions[] = {
-        "template.add",       "template.delete",  "pool.add",        "pool.update",
-        "pool.delete",        "desktop.assign",   "desktop.stop",    "desktop.start",
-        "desktop.reset",      "desktop.unassign", "entitlement.add", "entitlement.delete",
-        "session.disconnect",
+        "admin.template.add",    "admin.template.delete",    "admin.pool.add",
+        "admin.pool.update",     "admin.pool.delete",        "admin.desktop.assign",
+        "admin.desktop.stop",    "admin.desktop.start",      "admin.desktop.reset",
+        "admin.desktop.unassign", "admin.entitlement.add",   "admin.entitlement.delete",
+        "admin.session.disconnect", "admin.session.logoff",
     };
     for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {
-        e = find(events, "action", actions[i]);
+        e = find(events, "event", actions[i]);
         if (!e)
             fprintf(stderr, "no audit event %s\n", actions[i]);
         assert_non_null(e);
         assert_string_equal(str(e, "actor"), ADMIN);
+        assert_string_equal(str(e, "client"), "127.0.0.1");
+        assert_true(strlen(str(e, "time")) == 24 && str(e, "time")[23] == 'Z');
     }
-    e = find(events, "action", "desktop.assign");
+    e = find(events, "event", "admin.desktop.assign");
     assert_string_equal(str(e, "detail"), "user=alice");
+    e = find(events, "event", "admin.session.logoff");
+    assert_string_equal(str(e, "target"), "12");
     bool eng_added = false;
     for (size_t i = 0; i < json_object_array_length(events); i++) {
         e = json_object_array_get_idx(events, i);
-        eng_added |= streq(str(e, "action"), "pool.add") && streq(str(e, "target"), "eng") &&
-                     strstr(str(e, "detail"), "template=deb vcpus=1 memory_mib=2048");
+        eng_added |= streq(str(e, "event"), "admin.pool.add") && streq(str(e, "target"), "eng") &&
+                     strstr(str(e, "detail"), "template=deb vcpus=1 memory_mib=2048") &&
+                     strstr(str(e, "detail"), "disconnect_grace_s=300");
     }
     assert_true(eng_added);
-    /* refused and read-only requests leave nothing */
-    for (size_t i = 0; i < json_object_array_length(events); i++)
-        assert_string_not_equal(str(json_object_array_get_idx(events, i), "target"), "x");
-    /* newest first */
-    assert_true(num(json_object_array_get_idx(events, 0), "id") >
-                num(json_object_array_get_idx(events, 1), "id"));
+    /* refused requests leave no admin event; failed logins are there (test_auth) */
+    for (size_t i = 0; i < json_object_array_length(events); i++) {
+        e = json_object_array_get_idx(events, i);
+        if (startswith(str(e, "event"), "admin."))
+            assert_string_not_equal(str(e, "target"), "x");
+    }
+    e = find(events, "event", "login.failure");
+    assert_non_null(e);
+    assert_string_equal(str(e, "source"), "api");
+    assert_string_equal(str(e, "client"), "127.0.0.1");
     json_object_put(o);
 
+    /* newest first, limit */
+    audit_append(T.audit_path, "{\"time\":\"2099-01-01T00:00:00.000Z\",\"event\":\"test.last\","
+                               "\"user\":\"zed\",\"client\":\"198.51.100.9:4242\"}\n");
     o = expect(200, "GET", "/api/v1/audit?limit=2", NULL);
     assert_int_equal(json_object_array_length(list(o, "events")), 2);
+    assert_string_equal(str(json_object_array_get_idx(list(o, "events"), 0), "event"), "test.last");
     json_object_put(o);
-    o = expect(200, "GET", "/api/v1/audit?since=4000000000", NULL);
+
+    /* filters: event prefix by component, user or actor, client without port, time */
+    o = expect(200, "GET", "/api/v1/audit?event=admin.pool&limit=1000", NULL);
+    events = list(o, "events");
+    assert_true(json_object_array_length(events) >= 3);
+    for (size_t i = 0; i < json_object_array_length(events); i++)
+        assert_true(startswith(str(json_object_array_get_idx(events, i), "event"), "admin.pool."));
+    json_object_put(o);
+    o = expect(200, "GET", "/api/v1/audit?event=admin.poo", NULL);
     assert_int_equal(json_object_array_length(list(o, "events")), 0);
     json_object_put(o);
+    o = expect(200, "GET", "/api/v1/audit?event=login&user=nobody", NULL);
+    assert_true(json_object_array_length(list(o, "events")) >= 1);
+    assert_string_equal(str(json_object_array_get_idx(list(o, "events"), 0), "event"),
+                        "login.failure");
+    json_object_put(o);
+    o = expect(200, "GET", "/api/v1/audit?user=" ADMIN "&limit=10000", NULL);
+    assert_true(json_object_array_length(list(o, "events")) >= ARRAY_SIZE(actions));
+    json_object_put(o);
+    o = expect(200, "GET", "/api/v1/audit?client=198.51.100.9", NULL);
+    assert_int_equal(json_object_array_length(list(o, "events")), 1);
+    json_object_put(o);
+    o = expect(200, "GET", "/api/v1/audit?since=4070908800", NULL); /* 2099-01-01 */
+    assert_int_equal(json_object_array_length(list(o, "events")), 1);
+    json_object_put(o);
+    o = expect(200, "GET", "/api/v1/audit?since=4070908801", NULL);
+    assert_int_equal(json_object_array_length(list(o, "events")), 0);
+    json_object_put(o);
+    snprintf(path, sizeof(path), "/api/v1/audit?until=4070908800&limit=1");
+    o = expect(200, "GET", path, NULL);
+    assert_int_equal(json_object_array_length(list(o, "events")), 1);
+    assert_string_not_equal(str(json_object_array_get_idx(list(o, "events"), 0), "event"),
+                            "test.last");
+    json_object_put(o);
+
+    /* a line that is not a JSON object is skipped, not fatal */
+    audit_append(T.audit_path, "not json\n[1,2]\n{\"event\":\n\n");
+    o = expect(200, "GET", "/api/v1/audit?limit=1", NULL);
+    assert_string_equal(str(json_object_array_get_idx(list(o, "events"), 0), "event"), "test.last");
+    json_object_put(o);
+}
+
+/* The reader on its own: long and broken lines, a missing file, the limit over many lines. */
+static void test_audit_read(void **state)
+{
+    (void)state;
+    char path[256];
+    struct json_object *o = NULL, *events;
+    struct api_audit_query q = {.until = INT64_MAX, .limit = 100};
+
+    snprintf(path, sizeof(path), "%s/read.log", T.pki.dir);
+    unlink(path);
+    assert_int_equal(api_audit_read(path, &q, &o), 0); /* nothing recorded yet */
+    assert_int_equal(json_object_array_length(list(o, "events")), 0);
+    json_object_put(o);
+
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 3000; i++) /* 3000 * ~80 bytes: several read blocks */
+        fprintf(f, "{\"time\":\"2026-11-21T04:29:25.%03dZ\",\"event\":\"t.%s\",\"n\":%d}\n",
+                i % 1000, i % 2 ? "odd" : "even", i);
+    /* a 2 MiB line, then one without its newline at the end */
+    fputs("{\"event\":\"t.huge\",\"x\":\"", f);
+    for (int i = 0; i < 2 * 1024 * 1024; i++)
+        fputc('x', f);
+    fputs("\"}\n", f);
+    fputs("{\"time\":\"2026-11-21T05:00:00Z\",\"event\":\"t.even\",\"n\":3000}", f);
+    assert_int_equal(fclose(f), 0);
+
+    q.limit = 5;
+    assert_int_equal(api_audit_read(path, &q, &o), 0);
+    events = list(o, "events");
+    assert_int_equal(json_object_array_length(events), 5);
+    assert_int_equal(num(json_object_array_get_idx(events, 0), "n"), 3000);
+    assert_int_equal(num(json_object_array_get_idx(events, 1), "n"), 2999);
+    assert_int_equal(num(json_object_array_get_idx(events, 4), "n"), 2996);
+    json_object_put(o);
+
+    q = (struct api_audit_query){.until = INT64_MAX, .limit = 10000, .event = "t.odd"};
+    assert_int_equal(api_audit_read(path, &q, &o), 0);
+    events = list(o, "events");
+    assert_int_equal(json_object_array_length(events), 1500);
+    assert_int_equal(num(json_object_array_get_idx(events, 0), "n"), 2999);
+    assert_int_equal(num(json_object_array_get_idx(events, 1499), "n"), 1);
+    json_object_put(o);
+
+    /* everything (the huge line skipped: it has no time and is over the line cap) */
+    q = (struct api_audit_query){.until = INT64_MAX, .limit = 10000, .event = "t"};
+    assert_int_equal(api_audit_read(path, &q, &o), 0);
+    assert_int_equal(json_object_array_length(list(o, "events")), 3001);
+    assert_int_equal(num(json_object_array_get_idx(list(o, "events"), 3000), "n"), 0);
+    json_object_put(o);
+
+    /* time: 2026-11-21T05:00:00Z is 1795237200 */
+    q = (struct api_audit_query){.since = 1795237200, .until = INT64_MAX, .limit = 10};
+    assert_int_equal(api_audit_read(path, &q, &o), 0);
+    assert_int_equal(json_object_array_length(list(o, "events")), 1);
+    json_object_put(o);
+    q = (struct api_audit_query){.until = 1795237200, .limit = 10000, .event = "t.even"};
+    assert_int_equal(api_audit_read(path, &q, &o), 0);
+    assert_int_equal(json_object_array_length(list(o, "events")), 1500);
+    json_object_put(o);
+
+    assert_int_equal(api_audit_read(T.pki.dir, &q, &o), -EINVAL); /* a directory */
+    unlink(path);
 }
 
 static void test_metrics(void **state)

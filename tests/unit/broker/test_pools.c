@@ -208,10 +208,68 @@ static void add_pool_for(struct fx *f, const char *name, enum store_pool_kind ki
 
 /* ---- helpers: what exists ---- */
 
+/* Connection ids of claims and of begin(), with the desktop each went to. */
+static uint64_t next_connection = 100000;
+static struct {
+    uint64_t id;
+    char desktop[STORE_DESKTOP_MAX + 1];
+} begun[64];
+
+static struct pools_connection connection(uint64_t id, const char *user, const char *client)
+{
+    struct pools_connection c = {.id = id, .session_id = id, .kind = STORE_SESSION_USER};
+
+    snprintf(c.user, sizeof(c.user), "%s", user);
+    snprintf(c.client, sizeof(c.client), "%s", client);
+    return c;
+}
+
+/* A claim that stays connected (*ret_id: its connection). */
+static int claim_connected(struct fx *f, const char *user, const char *pool, char *desktop,
+                           uint64_t *ret_id, struct pools_error *err)
+{
+    struct pools_connection c = connection(++next_connection, user, "192.0.2.9");
+
+    *ret_id = c.id;
+    return pools_claim(f->pools, &c, pool, desktop, STORE_DESKTOP_MAX + 1, err);
+}
+
+/* A claim whose connection ends at once (no logoff): the desktop as a login leaves it. */
 static int claim(struct fx *f, const char *user, const char *pool, char *desktop,
                  struct pools_error *err)
 {
-    return pools_claim(f->pools, user, pool, desktop, STORE_DESKTOP_MAX + 1, err);
+    uint64_t id;
+    int r = claim_connected(f, user, pool, desktop, &id, err);
+
+    if (r == 0)
+        pools_session_end(f->pools, id);
+    return r;
+}
+
+/* A client connects to desktop (pools_session_begin) / leaves it: the connection ends
+ * and, as the broker does when the grace period is over, the logoff action runs. */
+static void begin(struct fx *f, uint64_t id, const char *user, const char *desktop,
+                  const char *client)
+{
+    struct pools_connection c = connection(id, user, client);
+
+    for (size_t i = 0; i < ARRAY_SIZE(begun); i++)
+        if (!begun[i].id) {
+            begun[i].id = id;
+            snprintf(begun[i].desktop, sizeof(begun[i].desktop), "%s", desktop);
+            break;
+        }
+    pools_session_begin(f->pools, &c, desktop);
+}
+
+static void leave(struct fx *f, uint64_t id)
+{
+    pools_session_end(f->pools, id);
+    for (size_t i = 0; i < ARRAY_SIZE(begun); i++)
+        if (begun[i].id == id) {
+            begun[i].id = 0;
+            (void)pools_logoff(f->pools, begun[i].desktop);
+        }
 }
 
 static void claim_ok(struct fx *f, const char *user, const char *pool, char *desktop)
@@ -763,9 +821,9 @@ static void test_claim_floating(void **state)
 
     overlay_mark(d1); /* alice's changes */
     domain_uuid(d1, uuid_before);
-    pools_session_begin(f->pools, 1, "alice", d1, "192.0.2.1");
+    begin(f, 1, "alice", d1, "192.0.2.1");
     assert_int_equal(metric_now(f, "vdi_sessions"), 1);
-    pools_session_end(f->pools, 1);
+    leave(f, 1);
     assert_int_equal(metric_now(f, "vdi_sessions"), 0);
 
     struct store_desktop d = row(f, d1);
@@ -808,8 +866,8 @@ static void logoff_with(struct fx *f, enum store_logoff logoff, char *desktop,
     claim_ok(f, "alice", "", desktop);
     overlay_mark(desktop);
     domain_uuid(desktop, uuid_before);
-    pools_session_begin(f->pools, 7, "alice", desktop, "192.0.2.1");
-    pools_session_end(f->pools, 7);
+    begin(f, 7, "alice", desktop, "192.0.2.1");
+    leave(f, 7);
 }
 
 static void test_logoff_keep(void **state)
@@ -839,13 +897,13 @@ static void test_logoff_shutdown(void **state)
     claim_ok(f, "alice", "", again);
     assert_string_equal(again, d);
     assert_power(f, d, VIRT_STATE_RUNNING);
-    pools_session_begin(f->pools, 8, "alice", d, "192.0.2.1");
-    pools_session_begin(f->pools, 9, "alice", d, "192.0.2.2");
-    pools_session_end(f->pools, 8);
+    begin(f, 8, "alice", d, "192.0.2.1");
+    begin(f, 9, "alice", d, "192.0.2.2");
+    leave(f, 8);
     assert_power(f, d, VIRT_STATE_RUNNING);
-    pools_session_end(f->pools, 9);
+    leave(f, 9);
     assert_power(f, d, VIRT_STATE_SHUTOFF);
-    pools_session_end(f->pools, 9); /* unknown by now: nothing */
+    leave(f, 9); /* unknown by now: nothing */
 }
 
 static void test_logoff_suspend(void **state)
@@ -1142,18 +1200,24 @@ static void test_reconcile_lost_disk(void **state)
     assert_int_equal(overlay_capacity("vdi-p1-0002"), BASE_SIZE);
 }
 
+/* A floating desktop whose connection ended goes back to the pool at a restart; one with
+ * an open session row (its vdi-session may re-attach) stays, and the row can re-attach
+ * with its token's hash only. */
 static void test_reconcile_floating_released(void **state)
 {
     struct fx *f = *state;
     struct virt_domain_info info;
-    char d[STORE_DESKTOP_MAX + 1];
-    struct store_session *ss = NULL;
-    size_t n = 0;
+    char d[STORE_DESKTOP_MAX + 1], e[STORE_DESKTOP_MAX + 1];
+    struct store_session row_back;
+    struct pools_connection c = connection(3, "bob", "192.0.2.1");
+    struct pools_error err = {"", ""};
 
-    add_pool_for(f, "fl", STORE_POOL_FLOATING, STORE_LOGOFF_RESET, 2, "alice");
+    add_pool_for(f, "fl", STORE_POOL_FLOATING, STORE_LOGOFF_RESET, 2, "alice bob");
     claim_ok(f, "alice", "", d);
-    pools_session_begin(f->pools, 3, "alice", d, "192.0.2.1");
     overlay_mark(d);
+    snprintf(c.token_hash, sizeof(c.token_hash), "%064d", 7);
+    assert_ok(pools_claim(f->pools, &c, "", e, sizeof(e), &err), err);
+    overlay_mark(e);
 
     /* the broker "restarts": the connection table is gone, the store and libvirt stay */
     fx_open_pools(f, 1000);
@@ -1164,9 +1228,23 @@ static void test_reconcile_floating_released(void **state)
     assert_int_equal(overlay_capacity(d), BASE_SIZE);
     assert_true(dom_info(f, d, &info));
     assert_string_equal(info.owner, "");
-    assert_int_equal(store_session_list(f->store, true, 0, &ss, &n), 0);
-    assert_int_equal(n, 0);
-    free(ss);
+
+    assert_string_equal(row(f, e).owner, "bob");
+    assert_int_equal(overlay_capacity(e), MARK_CAPACITY);
+    assert_int_equal(pools_session_reattach(f->pools, 3, "wrong", &row_back), -EPERM);
+    assert_int_equal(pools_session_reattach(f->pools, 4, c.token_hash, &row_back), -ENOENT);
+    assert_int_equal(pools_session_reattach(f->pools, 3, c.token_hash, &row_back), 0);
+    assert_string_equal(row_back.desktop, e);
+    assert_int_equal(pools_session_reattach(f->pools, 3, c.token_hash, &row_back), -EBUSY);
+    assert_int_equal(metric_now(f, "vdi_sessions"), 1);
+
+    /* bob's logoff waits for him; gone, the logoff frees the desktop */
+    assert_int_equal(pools_logoff(f->pools, e), 0);
+    assert_string_equal(row(f, e).owner, "bob");
+    pools_session_end(f->pools, 3);
+    assert_int_equal(pools_session_reattach(f->pools, 3, c.token_hash, &row_back), -EPERM);
+    assert_int_equal(pools_logoff(f->pools, e), 0);
+    assert_string_equal(row(f, e).owner, "");
 }
 
 /* The same rule for a floating desktop the store lost: adopted, then released. */
@@ -1264,14 +1342,14 @@ static void test_admin_unassign(void **state)
 
     add_pool_for(f, "p1", STORE_POOL_DEDICATED, STORE_LOGOFF_KEEP, 1, "alice bob");
     claim_ok(f, "alice", "", d);
-    pools_session_begin(f->pools, 11, "alice", d, "192.0.2.1");
+    begin(f, 11, "alice", d, "192.0.2.1");
     assert_ok(pools_desktop_get(f->pools, d, &di, &err), err);
     assert_int_equal(di.connected, 1);
     assert_int_equal(di.power, VIRT_STATE_RUNNING);
     assert_int_equal(pools_desktop_unassign(f->pools, d, &err), -EBUSY);
     assert_string_equal(row(f, d).owner, "alice");
 
-    pools_session_end(f->pools, 11);
+    leave(f, 11);
     assert_ok(pools_desktop_unassign(f->pools, d, &err), err);
     assert_string_equal(row(f, d).owner, "");
     assert_true(dom_info(f, d, &info));
@@ -1299,10 +1377,10 @@ static void test_admin_power(void **state)
 
     overlay_mark(d);
     domain_uuid(d, before);
-    pools_session_begin(f->pools, 21, "alice", d, "192.0.2.1");
+    begin(f, 21, "alice", d, "192.0.2.1");
     assert_int_equal(pools_desktop_reset(f->pools, d, &err), -EBUSY);
     assert_int_equal(overlay_capacity(d), MARK_CAPACITY);
-    pools_session_end(f->pools, 21);
+    leave(f, 21);
 
     assert_ok(pools_desktop_reset(f->pools, d, &err), err);
     assert_int_equal(overlay_capacity(d), BASE_SIZE);
@@ -1397,7 +1475,7 @@ static void test_usage(void **state)
     assert_true(u.vcpu_seconds >= 98 && u.vcpu_seconds <= 102);
 
     claim_ok(f, "alice", "", d); /* takes the spare: from now on hers */
-    pools_session_begin(f->pools, 41, "alice", d, "192.0.2.1");
+    begin(f, 41, "alice", d, "192.0.2.1");
     u = usage_of(f, "alice", 100);
     assert_string_equal(u.pool, "p1");
     assert_true(u.vcpu_seconds >= 98 && u.vcpu_seconds <= 102);
@@ -1407,7 +1485,7 @@ static void test_usage(void **state)
     assert_true(u.vcpu_seconds <= 2);
 
     /* stopped and disconnected: nothing more counts */
-    pools_session_end(f->pools, 41);
+    leave(f, 41);
     assert_ok(pools_desktop_stop(f->pools, d, &err), err);
     u = usage_of(f, "alice", 100);
     assert_true(u.vcpu_seconds <= 2);
@@ -1430,7 +1508,7 @@ static void test_metrics(void **state)
     pools_count_login(f->pools, true);
     pools_count_login(f->pools, true);
     pools_count_login(f->pools, false);
-    pools_session_begin(f->pools, 31, "alice", a, "192.0.2.1");
+    begin(f, 31, "alice", a, "192.0.2.1");
 
     char *text = metrics(f);
     assert_int_equal(metric(text, "vdi_desktops{pool=\"p1\",state=\"running\"}"), 1);
@@ -1450,7 +1528,7 @@ static void test_metrics(void **state)
     assert_int_equal(metric(text, "vdi_host_memory_mib"), (long long)f->host.memory_mib);
     assert_contains(text, "# TYPE vdi_provision_seconds histogram\n");
     free(text);
-    pools_session_end(f->pools, 31);
+    leave(f, 31);
 }
 
 /* ---- concurrency ---- */
@@ -1540,15 +1618,14 @@ static void *ender_run(void *arg)
     struct ender *e = arg;
 
     pthread_barrier_wait(e->start);
-    pools_session_end(e->f->pools, e->session_id);
+    leave(e->f, e->session_id);
     return NULL;
 }
 
 /* alice logs in again while the logoff of her floating desktop runs. The claim either
- * comes first (and the logoff then resets and frees the desktop: off, no owner; see the
- * report about the claim -> session_begin window) or waits for the logoff; then it must not
- * start and return a desktop that the store says is free, which the next user would get
- * too. */
+ * comes first, and counts her as connected before the logoff can look (so the logoff
+ * leaves the desktop alone), or waits for the logoff and then gets a desktop that is hers.
+ * Either way she is given a running desktop the store says is hers. */
 static void test_claim_during_logoff(void **state)
 {
     struct fx *f = *state;
@@ -1560,27 +1637,27 @@ static void test_claim_during_logoff(void **state)
         pthread_t t;
         struct ender e = {.f = f, .start = &start, .session_id = round};
         struct pools_error err = {"", ""};
+        uint64_t again;
         int r;
 
         claim_ok(f, "alice", "", d);
-        pools_session_begin(f->pools, round, "alice", d, "192.0.2.1");
+        begin(f, round, "alice", d, "192.0.2.1");
         assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
         assert_int_equal(pthread_create(&t, NULL, ender_run, &e), 0);
         pthread_barrier_wait(&start);
-        r = claim(f, "alice", "", d, &err);
+        r = claim_connected(f, "alice", "", d, &again, &err);
         assert_int_equal(pthread_join(t, NULL), 0);
         pthread_barrier_destroy(&start);
-        if (r != 0)
-            continue;
+        assert_ok(r, err);
         struct store_desktop now = row(f, d);
-        if (power(f, d) == VIRT_STATE_RUNNING && strcmp(now.owner, "alice") != 0)
-            fail_msg("round %d: alice was given %s, running, which the store says belongs to "
-                     "'%s'",
-                     (int)round, d, now.owner);
-        if (now.owner[0]) { /* log off again, for the next round */
-            pools_session_begin(f->pools, 1000 + round, "alice", d, "192.0.2.1");
-            pools_session_end(f->pools, 1000 + round);
-        }
+        if (power(f, d) != VIRT_STATE_RUNNING || strcmp(now.owner, "alice") != 0)
+            fail_msg("round %d: alice was given %s, %s, which the store says belongs to '%s'",
+                     (int)round, d, power(f, d) == VIRT_STATE_RUNNING ? "running" : "not running",
+                     now.owner);
+        /* log off again, for the next round */
+        begin(f, 1000 + round, "alice", d, "192.0.2.1");
+        pools_session_end(f->pools, again);
+        leave(f, 1000 + round);
     }
 }
 

@@ -103,7 +103,9 @@ static struct store_pool pool(const char *name, const char *template_name)
                            .kind = STORE_POOL_FLOATING,
                            .min_spare = 1,
                            .max_desktops = 10,
-                           .logoff = STORE_LOGOFF_RESET};
+                           .logoff = STORE_LOGOFF_RESET,
+                           .disconnect_grace_s = 300,
+                           .stop_action = STORE_STOP_RESET};
     snprintf(p.name, sizeof(p.name), "%s", name);
     snprintf(p.template_name, sizeof(p.template_name), "%s", template_name);
     return p;
@@ -129,7 +131,7 @@ static struct store_entitlement entitlement(const char *pool_name, enum store_en
 
 static struct store_session session(uint64_t id, const char *user, int64_t started)
 {
-    struct store_session sess = {.id = id, .started = started};
+    struct store_session sess = {.id = id, .session_id = id, .started = started};
     snprintf(sess.user, sizeof(sess.user), "%s", user);
     strcpy(sess.pool, "p1");
     strcpy(sess.desktop, "vdi-p1-0001");
@@ -164,9 +166,12 @@ static void test_open_fresh(void **state)
     raw_text(f->path,
              "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
              "('templates', 'pools', 'desktops', 'entitlements', 'sessions', 'usage', "
-             "'audit', 'pool_counters')",
+             "'pool_counters')",
              text, sizeof(text));
-    assert_string_equal(text, "8");
+    assert_string_equal(text, "7");
+    raw_text(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'audit%'", text,
+             sizeof(text));
+    assert_string_equal(text, "0"); /* the audit log is a file now */
 }
 
 /* 0600 whatever the umask, for the database and SQLite's side files. */
@@ -235,6 +240,153 @@ static void test_newer_schema_refused(void **state)
     assert_null(s);
 }
 
+/* A database made by the first schema (as vdi 0.3 left it) is brought to the current one:
+ * rows kept, new columns with their defaults (stop action by pool kind), the session id of
+ * an old connection is its own id, entitlements survive the desktops table being made
+ * again, and the audit table is gone. */
+static void test_migrate_from_1(void **state)
+{
+    struct fixture *f = *state;
+    struct store_pool p;
+    struct store_desktop d;
+    struct store_session sess;
+    struct store_entitlement *ents = NULL;
+    char text[64];
+    size_t n = 0;
+    uint64_t max = 0;
+
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(unlink(f->path), 0);
+    remove_file(f->dir, "vdi.db-wal");
+    remove_file(f->dir, "vdi.db-shm");
+    raw_exec(f->path,
+             "BEGIN;"
+             "CREATE TABLE templates (name TEXT PRIMARY KEY NOT NULL,"
+             "  os TEXT NOT NULL CHECK (os IN ('linux', 'windows')),"
+             "  firmware TEXT NOT NULL CHECK (firmware IN ('bios', 'uefi')),"
+             "  disk TEXT NOT NULL, kernel TEXT NOT NULL DEFAULT '',"
+             "  initrd TEXT NOT NULL DEFAULT '', cmdline TEXT NOT NULL DEFAULT '',"
+             "  created INTEGER NOT NULL);"
+             "CREATE TABLE pools (name TEXT PRIMARY KEY NOT NULL,"
+             "  template TEXT NOT NULL REFERENCES templates (name) ON DELETE RESTRICT,"
+             "  vcpus INTEGER NOT NULL CHECK (vcpus >= 1),"
+             "  memory_mib INTEGER NOT NULL CHECK (memory_mib >= 64),"
+             "  kind TEXT NOT NULL CHECK (kind IN ('dedicated', 'floating')),"
+             "  min_spare INTEGER NOT NULL CHECK (min_spare >= 0),"
+             "  max_desktops INTEGER NOT NULL"
+             "    CHECK (max_desktops >= 1 AND min_spare <= max_desktops),"
+             "  logoff TEXT NOT NULL CHECK (logoff IN ('keep', 'suspend', 'shutdown', 'reset')),"
+             "  created INTEGER NOT NULL);"
+             "CREATE INDEX pools_template ON pools (template);"
+             "CREATE TABLE desktops (name TEXT PRIMARY KEY NOT NULL,"
+             "  pool TEXT NOT NULL REFERENCES pools (name) ON DELETE RESTRICT,"
+             "  owner TEXT NOT NULL DEFAULT '',"
+             "  state TEXT NOT NULL"
+             "    CHECK (state IN ('provisioning', 'ready', 'resetting', 'deleting')),"
+             "  disk TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL,"
+             "  assigned INTEGER NOT NULL DEFAULT 0);"
+             "CREATE INDEX desktops_pool ON desktops (pool, name);"
+             "CREATE TABLE pool_counters (pool TEXT PRIMARY KEY NOT NULL, next INTEGER NOT NULL);"
+             "CREATE TABLE entitlements ("
+             "  pool TEXT NOT NULL REFERENCES pools (name) ON DELETE CASCADE,"
+             "  kind TEXT NOT NULL CHECK (kind IN ('user', 'group')), name TEXT NOT NULL,"
+             "  PRIMARY KEY (pool, kind, name));"
+             "CREATE INDEX entitlements_name ON entitlements (kind, name);"
+             "CREATE TABLE sessions (id INTEGER PRIMARY KEY NOT NULL, username TEXT NOT NULL,"
+             "  pool TEXT NOT NULL, desktop TEXT NOT NULL, client TEXT NOT NULL DEFAULT '',"
+             "  started INTEGER NOT NULL, ended INTEGER NOT NULL DEFAULT 0);"
+             "CREATE INDEX sessions_started ON sessions (started);"
+             "CREATE INDEX sessions_open ON sessions (started) WHERE ended = 0;"
+             "CREATE TABLE usage (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+             "  kind TEXT NOT NULL CHECK (kind IN ('running', 'connected')),"
+             "  username TEXT NOT NULL, pool TEXT NOT NULL, desktop TEXT NOT NULL,"
+             "  vcpus INTEGER NOT NULL, memory_mib INTEGER NOT NULL, started INTEGER NOT NULL,"
+             "  ended INTEGER);"
+             "CREATE INDEX usage_started ON usage (started);"
+             "CREATE INDEX usage_open ON usage (desktop) WHERE ended IS NULL;"
+             "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
+             "  actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '',"
+             "  detail TEXT NOT NULL DEFAULT '');"
+             "CREATE INDEX audit_time ON audit (time);"
+             "INSERT INTO templates VALUES ('t1', 'linux', 'bios', '/srv/t1.qcow2', '', '', '', 1);"
+             "INSERT INTO pools VALUES ('ded', 't1', 2, 2048, 'dedicated', 0, 5, 'suspend', 2);"
+             "INSERT INTO pools VALUES ('flo', 't1', 1, 1024, 'floating', 1, 9, 'reset', 3);"
+             "INSERT INTO desktops VALUES ('vdi-ded-0001', 'ded', 'alice', 'ready',"
+             "  '/srv/d1.qcow2', 4, 5);"
+             "INSERT INTO desktops VALUES ('vdi-flo-0001', 'flo', '', 'provisioning', '', 6, 0);"
+             "INSERT INTO pool_counters VALUES ('ded', 2);"
+             "INSERT INTO entitlements VALUES ('ded', 'user', 'alice');"
+             "INSERT INTO entitlements VALUES ('flo', 'group', 'staff');"
+             "INSERT INTO sessions VALUES (41, 'alice', 'ded', 'vdi-ded-0001', '192.0.2.1', 7, 8);"
+             "INSERT INTO sessions VALUES (42, 'bob', 'flo', 'vdi-flo-0001', '192.0.2.2', 9, 0);"
+             "INSERT INTO usage (kind, username, pool, desktop, vcpus, memory_mib, started)"
+             "  VALUES ('running', 'alice', 'ded', 'vdi-ded-0001', 2, 2048, 10);"
+             "INSERT INTO audit (time, actor, action) VALUES (11, 'root', 'pool.add');"
+             "PRAGMA user_version = 1;"
+             "COMMIT;");
+
+    assert_int_equal(store_open(f->url, &f->s), 0);
+    assert_true(store_schema_version(f->s) >= 2);
+    raw_text(f->path, "PRAGMA user_version", text, sizeof(text));
+    assert_int_equal(atoi(text), store_schema_version(f->s));
+
+    assert_int_equal(store_pool_get(f->s, "ded", &p), 0);
+    assert_int_equal(p.vcpus, 2);
+    assert_int_equal(p.logoff, STORE_LOGOFF_SUSPEND);
+    assert_int_equal(p.disconnect_grace_s, 300);
+    assert_int_equal(p.idle_timeout_s, 0);
+    assert_int_equal(p.max_session_s, 0);
+    assert_int_equal(p.stop_action, STORE_STOP_NONE);
+    assert_int_equal(p.created, 2);
+    assert_int_equal(store_pool_get(f->s, "flo", &p), 0);
+    assert_int_equal(p.disconnect_grace_s, 300);
+    assert_int_equal(p.stop_action, STORE_STOP_RESET);
+    assert_int_equal(p.min_spare, 1);
+
+    assert_int_equal(store_desktop_get(f->s, "vdi-ded-0001", &d), 0);
+    assert_string_equal(d.owner, "alice");
+    assert_int_equal(d.state, STORE_DESKTOP_READY);
+    assert_string_equal(d.disk, "/srv/d1.qcow2");
+    assert_int_equal(d.assigned, 5);
+    assert_int_equal(store_desktop_set_state(f->s, "vdi-ded-0001", STORE_DESKTOP_FAILED), 0);
+    assert_int_equal(store_desktop_get(f->s, "vdi-ded-0001", &d), 0);
+    assert_int_equal(d.state, STORE_DESKTOP_FAILED);
+    assert_int_equal(store_desktop_get(f->s, "vdi-flo-0001", &d), 0);
+    assert_int_equal(d.state, STORE_DESKTOP_PROVISIONING);
+    /* the foreign key to pools came along with the new desktops table */
+    assert_int_equal(store_pool_delete(f->s, "ded"), -EBUSY);
+    char name[STORE_DESKTOP_MAX + 1];
+    assert_int_equal(store_desktop_next_name(f->s, "ded", name, sizeof(name)), 0);
+    assert_string_equal(name, "vdi-ded-0002");
+
+    assert_int_equal(store_entitlement_list(f->s, NULL, &ents, &n), 0);
+    assert_int_equal(n, 2);
+    free(ents);
+
+    assert_int_equal(store_session_get(f->s, 41, &sess), 0);
+    assert_int_equal(sess.session_id, 41);
+    assert_int_equal(sess.kind, STORE_SESSION_USER);
+    assert_string_equal(sess.token_hash, "");
+    assert_string_equal(sess.user, "alice");
+    assert_int_equal(sess.ended, 8);
+    assert_int_equal(store_session_get(f->s, 42, &sess), 0);
+    assert_int_equal(sess.session_id, 42);
+    assert_int_equal(sess.ended, 0);
+    assert_int_equal(store_session_max_id(f->s, &max), 0);
+    assert_int_equal(max, 42);
+
+    raw_text(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'audit%'", text,
+             sizeof(text));
+    assert_string_equal(text, "0");
+    raw_text(f->path, "SELECT count(*) FROM usage", text, sizeof(text));
+    assert_string_equal(text, "1");
+    raw_text(f->path, "SELECT count(*) FROM pragma_foreign_key_check", text, sizeof(text));
+    assert_string_equal(text, "0");
+    raw_text(f->path, "PRAGMA integrity_check", text, sizeof(text));
+    assert_string_equal(text, "ok");
+}
+
 static void test_bad_urls(void **state)
 {
     struct fixture *f = *state;
@@ -271,6 +423,7 @@ static void test_enum_strings(void **state)
     enum store_pool_kind kind;
     enum store_logoff logoff;
     enum store_entitlement_kind ek;
+    enum store_stop_action sa;
 
     assert_string_equal(store_os_to_string(STORE_OS_WINDOWS), "windows");
     assert_int_equal(store_os_from_string("linux", &os), 0);
@@ -292,6 +445,21 @@ static void test_enum_strings(void **state)
     assert_int_equal(ek, STORE_ENTITLE_GROUP);
     assert_int_equal(store_entitlement_kind_from_string(NULL, &ek), -EINVAL);
     assert_string_equal(store_entitlement_kind_to_string(STORE_ENTITLE_USER), "user");
+    assert_string_equal(store_desktop_state_to_string(STORE_DESKTOP_FAILED), "failed");
+    assert_null(store_desktop_state_to_string((enum store_desktop_state)(STORE_DESKTOP_FAILED + 1)));
+    assert_string_equal(store_stop_action_to_string(STORE_STOP_NONE), "none");
+    assert_string_equal(store_stop_action_to_string(STORE_STOP_RESTART), "restart");
+    assert_string_equal(store_stop_action_to_string(STORE_STOP_RESET), "reset");
+    assert_null(store_stop_action_to_string((enum store_stop_action)3));
+    assert_int_equal(store_stop_action_from_string("restart", &sa), 0);
+    assert_int_equal(sa, STORE_STOP_RESTART);
+    assert_int_equal(store_stop_action_from_string("reset", &sa), 0);
+    assert_int_equal(sa, STORE_STOP_RESET);
+    assert_int_equal(store_stop_action_from_string("None", &sa), -EINVAL);
+    assert_int_equal(store_stop_action_from_string(NULL, &sa), -EINVAL);
+    assert_string_equal(store_session_kind_to_string(STORE_SESSION_USER), "user");
+    assert_string_equal(store_session_kind_to_string(STORE_SESSION_SHADOW), "shadow");
+    assert_null(store_session_kind_to_string((enum store_session_kind)2));
 
     assert_true(store_name_is_valid("a"));
     assert_true(store_name_is_valid("0-pool-9"));
@@ -416,6 +584,10 @@ static void test_pools(void **state)
     assert_int_equal(store_template_add(s, &t2), 0);
     p.kind = STORE_POOL_DEDICATED;
     p.logoff = STORE_LOGOFF_SUSPEND;
+    p.disconnect_grace_s = 0;
+    p.idle_timeout_s = 900;
+    p.max_session_s = 28800;
+    p.stop_action = STORE_STOP_RESTART;
     p.created = 777;
     assert_int_equal(store_pool_add(s, &p), 0);
     assert_int_equal(store_pool_add(s, &p), -EEXIST);
@@ -428,6 +600,10 @@ static void test_pools(void **state)
     assert_int_equal(got.min_spare, 1);
     assert_int_equal(got.max_desktops, 10);
     assert_int_equal(got.logoff, STORE_LOGOFF_SUSPEND);
+    assert_int_equal(got.disconnect_grace_s, 0);
+    assert_int_equal(got.idle_timeout_s, 900);
+    assert_int_equal(got.max_session_s, 28800);
+    assert_int_equal(got.stop_action, STORE_STOP_RESTART);
     assert_int_equal(got.created, 777);
     assert_int_equal(store_pool_get(s, "p9", &got), -ENOENT);
 
@@ -437,7 +613,15 @@ static void test_pools(void **state)
     big.memory_mib = 4194304;
     big.max_desktops = 10000;
     big.min_spare = 10000;
+    big.disconnect_grace_s = 604800;
+    big.idle_timeout_s = 604800;
+    big.max_session_s = 2592000;
     assert_int_equal(store_pool_add(s, &big), 0);
+    assert_int_equal(store_pool_get(s, "big", &got), 0);
+    assert_int_equal(got.disconnect_grace_s, 604800);
+    assert_int_equal(got.idle_timeout_s, 604800);
+    assert_int_equal(got.max_session_s, 2592000);
+    assert_int_equal(got.stop_action, STORE_STOP_RESET);
     struct store_pool small = pool("0small", "t2");
     small.vcpus = 1;
     small.memory_mib = 64;
@@ -466,6 +650,14 @@ static void test_pools(void **state)
     BAD_POOL(max_desktops, 0);
     BAD_POOL(max_desktops, 10001);
     BAD_POOL(logoff, (enum store_logoff)9);
+    BAD_POOL(disconnect_grace_s, -1);
+    BAD_POOL(disconnect_grace_s, 604801);
+    BAD_POOL(idle_timeout_s, -1);
+    BAD_POOL(idle_timeout_s, 604801);
+    BAD_POOL(max_session_s, -1);
+    BAD_POOL(max_session_s, 2592001);
+    BAD_POOL(stop_action, (enum store_stop_action)3);
+    BAD_POOL(stop_action, (enum store_stop_action)-1);
 #undef BAD_POOL
     bad = pool("Bad", "t1");
     assert_int_equal(store_pool_add(s, &bad), -EINVAL);
@@ -479,6 +671,10 @@ static void test_pools(void **state)
     u.memory_mib = 8192;
     u.min_spare = 3;
     u.max_desktops = 30;
+    u.disconnect_grace_s = 60;
+    u.idle_timeout_s = 1800;
+    u.max_session_s = 3600;
+    u.stop_action = STORE_STOP_NONE;
     u.created = 1;
     assert_int_equal(store_pool_update(s, &u), 0);
     assert_int_equal(store_pool_get(s, "p1", &got), 0);
@@ -489,6 +685,10 @@ static void test_pools(void **state)
     assert_int_equal(got.min_spare, 3);
     assert_int_equal(got.max_desktops, 30);
     assert_int_equal(got.logoff, STORE_LOGOFF_RESET);
+    assert_int_equal(got.disconnect_grace_s, 60);
+    assert_int_equal(got.idle_timeout_s, 1800);
+    assert_int_equal(got.max_session_s, 3600);
+    assert_int_equal(got.stop_action, STORE_STOP_NONE);
     assert_int_equal(got.created, 777);
     u = pool("p9", "t1");
     assert_int_equal(store_pool_update(s, &u), -ENOENT); /* no such pool */
@@ -621,6 +821,10 @@ static void test_desktops(void **state)
     assert_int_equal(store_desktop_set_state(s, "vdi-p1-0002", STORE_DESKTOP_READY), 0);
     assert_int_equal(store_desktop_get(s, "vdi-p1-0002", &got), 0);
     assert_int_equal(got.state, STORE_DESKTOP_READY);
+    assert_int_equal(store_desktop_set_state(s, "vdi-p1-0002", STORE_DESKTOP_FAILED), 0);
+    assert_int_equal(store_desktop_get(s, "vdi-p1-0002", &got), 0);
+    assert_int_equal(got.state, STORE_DESKTOP_FAILED);
+    assert_int_equal(store_desktop_set_state(s, "vdi-p1-0002", STORE_DESKTOP_READY), 0);
     assert_int_equal(store_desktop_set_state(s, "vdi-p1-0009", STORE_DESKTOP_READY), -ENOENT);
     assert_int_equal(store_desktop_set_state(s, "vdi-p1-0002", (enum store_desktop_state)8),
                      -EINVAL);
@@ -823,6 +1027,27 @@ static void test_sessions(void **state)
     assert_int_equal(store_session_begin(s, &bad), -EINVAL);
     bad = session(8, "dave", -1);
     assert_int_equal(store_session_begin(s, &bad), -EINVAL);
+    bad = session(8, "dave", 1);
+    bad.session_id = (uint64_t)INT64_MAX + 1;
+    assert_int_equal(store_session_begin(s, &bad), -EINVAL);
+    bad = session(8, "dave", 1);
+    bad.kind = (enum store_session_kind)2;
+    assert_int_equal(store_session_begin(s, &bad), -EINVAL);
+    const char *bad_hashes[] = {
+        "abc",                                                               /* short */
+        "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef", /* upper case */
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg", /* not hex */
+    };
+    for (size_t i = 0; i < sizeof(bad_hashes) / sizeof(bad_hashes[0]); i++) {
+        bad = session(8, "dave", 1);
+        strcpy(bad.token_hash, bad_hashes[i]);
+        assert_int_equal(store_session_begin(s, &bad), -EINVAL);
+    }
+    bad = session(8, "dave", 1);
+    memset(bad.token_hash, 'a', sizeof(bad.token_hash)); /* no NUL */
+    assert_int_equal(store_session_begin(s, &bad), -EINVAL);
+    struct store_session got;
+    assert_int_equal(store_session_get(s, 8, &got), -ENOENT);
 
     assert_int_equal(store_session_list(s, false, 0, &list, &n), 0);
     assert_int_equal(n, 3);
@@ -874,6 +1099,55 @@ static void test_sessions(void **state)
     assert_int_equal(store_session_begin(s, &empty_pool), 0);
     assert_int_equal(store_session_max_id(s, &max), 0);
     assert_int_equal(max, 7);
+
+    /* get: every field back; a shadow joins session 7 with a connection id of its own */
+    assert_int_equal(store_session_get(s, 5, &got), 0);
+    assert_int_equal(got.id, 5);
+    assert_int_equal(got.session_id, 5);
+    assert_int_equal(got.kind, STORE_SESSION_USER);
+    assert_string_equal(got.token_hash, "");
+    assert_string_equal(got.user, "alice");
+    assert_string_equal(got.client, "192.0.2.7:50123");
+    assert_int_equal(got.started, 100);
+    assert_int_equal(got.ended, 1000);
+    struct store_session shadow = session(9, "admin", 600);
+    shadow.session_id = 7;
+    shadow.kind = STORE_SESSION_SHADOW;
+    struct store_session reattach = session(10, "bob", 700);
+    reattach.session_id = 7;
+    strcpy(reattach.token_hash,
+           "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    assert_int_equal(store_session_begin(s, &shadow), 0);
+    assert_int_equal(store_session_begin(s, &reattach), 0);
+    assert_int_equal(store_session_get(s, 9, &got), 0);
+    assert_int_equal(got.session_id, 7);
+    assert_int_equal(got.kind, STORE_SESSION_SHADOW);
+    assert_string_equal(got.user, "admin");
+    assert_int_equal(got.ended, 0);
+    assert_int_equal(store_session_get(s, 10, &got), 0);
+    assert_int_equal(got.session_id, 7);
+    assert_int_equal(got.kind, STORE_SESSION_USER);
+    assert_string_equal(got.token_hash,
+                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    assert_int_equal(store_session_get(s, 11, &got), -ENOENT);
+    assert_int_equal(store_session_get(s, (uint64_t)INT64_MAX + 1, &got), -EINVAL);
+    assert_int_equal(store_session_list(s, true, 0, &list, &n), 0);
+    assert_int_equal(n, 3); /* and 3, begun after end_all_open */
+    assert_int_equal(list[0].id, 10);
+    assert_int_equal(list[0].session_id, 7);
+    assert_int_equal(list[1].id, 9);
+    assert_int_equal(list[1].kind, STORE_SESSION_SHADOW);
+    assert_int_equal(list[2].id, 3);
+    free(list);
+
+    /* ids and session ids come from one counter: the max is over both */
+    assert_int_equal(store_session_max_id(s, &max), 0);
+    assert_int_equal(max, 10);
+    struct store_session ahead = session(11, "carol", 800);
+    ahead.session_id = 42;
+    assert_int_equal(store_session_begin(s, &ahead), 0);
+    assert_int_equal(store_session_max_id(s, &max), 0);
+    assert_int_equal(max, 42);
 }
 
 /* ---- usage ---- */
@@ -988,89 +1262,29 @@ static void test_usage_report(void **state)
     assert_int_equal(store_usage_begin(s, C, "alice", "P1", "d1", 0, 0, 1, &id), -EINVAL);
 }
 
-/* ---- audit ---- */
-
-static void test_audit(void **state)
-{
-    struct fixture *f = *state;
-    struct store *s = f->s;
-    struct store_audit_event *ev = NULL;
-    size_t n = 0;
-    time_t before = time(NULL);
-    char detail[STORE_TEXT_MAX + 1];
-
-    assert_int_equal(store_audit_add(s, "vdi", "pool.add", "p1", "vcpus=2 memory_mib=2048"), 0);
-    assert_int_equal(store_audit_add(s, "alice", "login", NULL, NULL), 0);
-    assert_int_equal(store_audit_add(s, "admin", "desktop.reset", "vdi-p1-0001", ""), 0);
-
-    assert_int_equal(store_audit_list(s, 0, 0, &ev, &n), 0);
-    assert_int_equal(n, 3);
-    assert_string_equal(ev[0].action, "desktop.reset");
-    assert_string_equal(ev[0].target, "vdi-p1-0001");
-    assert_string_equal(ev[1].actor, "alice");
-    assert_string_equal(ev[1].target, "");
-    assert_string_equal(ev[1].detail, "");
-    assert_string_equal(ev[2].detail, "vcpus=2 memory_mib=2048");
-    assert_true(ev[0].id > ev[1].id && ev[1].id > ev[2].id);
-    assert_true(ev[2].time >= before && ev[0].time <= time(NULL) + 1);
-    free(ev);
-
-    assert_int_equal(store_audit_list(s, 0, 2, &ev, &n), 0);
-    assert_int_equal(n, 2);
-    assert_string_equal(ev[0].action, "desktop.reset");
-    assert_string_equal(ev[1].action, "login");
-    free(ev);
-
-    /* since: move the first event back in time by hand */
-    raw_exec(f->path, "UPDATE audit SET time = 100 WHERE action = 'pool.add'");
-    assert_int_equal(store_audit_list(s, 1000, 0, &ev, &n), 0);
-    assert_int_equal(n, 2);
-    assert_string_equal(ev[1].action, "login");
-    free(ev);
-    assert_int_equal(store_audit_list(s, (int64_t)time(NULL) + 3600, 0, &ev, &n), 0);
-    assert_int_equal(n, 0);
-    assert_null(ev);
-
-    /* invalid */
-    assert_int_equal(store_audit_add(s, "bad actor", "login", NULL, NULL), -EINVAL);
-    assert_int_equal(store_audit_add(s, "", "login", NULL, NULL), -EINVAL);
-    assert_int_equal(store_audit_add(s, "vdi", "", NULL, NULL), -EINVAL);
-    assert_int_equal(store_audit_add(s, "vdi", "log in", NULL, NULL), -EINVAL);
-    assert_int_equal(store_audit_add(s, "vdi", "login", "a\nb", NULL), -EINVAL);
-    assert_int_equal(store_audit_add(s, "vdi", "login", NULL, "forged\nline"), -EINVAL);
-    memset(detail, 'd', sizeof(detail));
-    detail[STORE_TEXT_MAX] = '\0'; /* 1024 characters: one too many */
-    assert_int_equal(store_audit_add(s, "vdi", "login", NULL, detail), -EINVAL);
-    detail[STORE_TEXT_MAX - 1] = '\0';
-    assert_int_equal(store_audit_add(s, "vdi", "login", NULL, detail), 0);
-    assert_int_equal(store_audit_list(s, 0, 1, &ev, &n), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(strlen(ev[0].detail), STORE_TEXT_MAX - 1);
-    free(ev);
-}
-
 /* ---- a file edited by hand ---- */
 
 static void test_hand_edited(void **state)
 {
     struct fixture *f = *state;
     struct store *s = f->s;
-    struct store_audit_event *ev = NULL;
     struct store_desktop *list = NULL, got;
+    struct store_session sess;
+    struct store_pool p;
     size_t n = 0;
 
     add_t1_p1(s);
     /* hex(zeroblob(k)) is 2k characters */
-    raw_exec(f->path, "INSERT INTO audit (time, actor, action, target, detail) VALUES "
-                      "(1, hex(zeroblob(100)), hex(zeroblob(100)), hex(zeroblob(100)), "
-                      "hex(zeroblob(2500)))");
-    assert_int_equal(store_audit_list(s, 0, 0, &ev, &n), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(strlen(ev[0].actor), STORE_NAME_MAX);
-    assert_int_equal(strlen(ev[0].action), STORE_NAME_MAX);
-    assert_int_equal(strlen(ev[0].target), STORE_DESKTOP_MAX);
-    assert_int_equal(strlen(ev[0].detail), STORE_TEXT_MAX - 1);
-    free(ev);
+    raw_exec(f->path, "INSERT INTO sessions (id, username, pool, desktop, client, started, "
+                      "session_id, kind, token_hash) VALUES (1, hex(zeroblob(100)), "
+                      "hex(zeroblob(100)), hex(zeroblob(100)), hex(zeroblob(100)), 1, 1, "
+                      "'user', hex(zeroblob(32)))");
+    assert_int_equal(store_session_get(s, 1, &sess), 0);
+    assert_int_equal(strlen(sess.user), STORE_NAME_MAX);
+    assert_int_equal(strlen(sess.pool), STORE_NAME_MAX);
+    assert_int_equal(strlen(sess.desktop), STORE_DESKTOP_MAX);
+    assert_int_equal(strlen(sess.client), STORE_ADDRESS_MAX - 1);
+    assert_int_equal(strlen(sess.token_hash), 64);
 
     raw_exec(f->path, "INSERT INTO desktops (name, pool, owner, state, disk, created) VALUES "
                       "(hex(zeroblob(100)), 'p1', hex(zeroblob(50)), 'ready', "
@@ -1090,6 +1304,35 @@ static void test_hand_edited(void **state)
     list = NULL;
     assert_int_equal(store_desktop_list(s, "p1", &list, &n), -EIO);
     assert_null(list);
+
+    /* the schema's own checks hold without the program's */
+    const char *refused[] = {
+        "UPDATE pools SET disconnect_grace_s = -1",
+        "UPDATE pools SET idle_timeout_s = 604801",
+        "UPDATE pools SET max_session_s = 2592001",
+        "UPDATE pools SET stop_action = 'explode'",
+        "UPDATE desktops SET state = 'broken'",
+        "UPDATE sessions SET kind = 'ghost' WHERE id = 1",
+        "UPDATE sessions SET token_hash = 'xyz' WHERE id = 1",
+        "UPDATE sessions SET session_id = -1 WHERE id = 1",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        int rc = sqlite3_exec(db, refused[i], NULL, NULL, NULL);
+        sqlite3_close(db);
+        if (rc != SQLITE_CONSTRAINT)
+            fail_msg("%s: %d, expected a constraint failure", refused[i], rc);
+    }
+
+    raw_exec(f->path, "PRAGMA ignore_check_constraints = ON;"
+                      "UPDATE pools SET stop_action = 'explode' WHERE name = 'p1'");
+    assert_int_equal(store_pool_get(s, "p1", &p), -EIO);
+    raw_exec(f->path, "PRAGMA ignore_check_constraints = ON;"
+                      "INSERT INTO sessions (id, username, pool, desktop, started, session_id, "
+                      "kind) VALUES (2, 'eve', 'p1', 'vdi-p1-0001', 1, 2, 'ghost')");
+    assert_int_equal(store_session_get(s, 2, &sess), -EIO);
 }
 
 /* ---- threads ---- */
@@ -1128,7 +1371,12 @@ static void *race_run(void *userdata)
             race->wins[me->index]++;
         } else if (r != -EBUSY)
             atomic_fetch_add(&race->errors, 1);
-        if (store_audit_add(race->s, user, "test.round", "vdi-p1-0001", NULL) < 0)
+        struct store_session sess = {
+            .id = (uint64_t)(me->index * N_ROUNDS + round + 1), .started = round + 1};
+        sess.session_id = sess.id;
+        snprintf(sess.user, sizeof(sess.user), "%s", user);
+        strcpy(sess.desktop, "vdi-p1-0001");
+        if (store_session_begin(race->s, &sess) < 0)
             atomic_fetch_add(&race->errors, 1);
         pthread_barrier_wait(&race->barrier);
 
@@ -1155,8 +1403,9 @@ static void test_threads_compare_and_set(void **state)
     struct race race = {.s = f->s};
     struct racer racers[N_THREADS];
     pthread_t threads[N_THREADS];
-    struct store_audit_event *ev = NULL;
+    struct store_session *list = NULL;
     size_t n = 0;
+    uint64_t max = 0;
 
     add_t1_p1(f->s);
     struct store_desktop d = desktop("vdi-p1-0001", "p1");
@@ -1176,11 +1425,11 @@ static void test_threads_compare_and_set(void **state)
     for (int i = 0; i < N_THREADS; i++)
         total += race.wins[i];
     assert_int_equal(total, N_ROUNDS);
-    assert_int_equal(store_audit_list(f->s, 0, 0, &ev, &n), 0);
+    assert_int_equal(store_session_list(f->s, false, 0, &list, &n), 0);
     assert_int_equal(n, N_THREADS * N_ROUNDS);
-    for (size_t i = 1; i < n; i++)
-        assert_true(ev[i - 1].id > ev[i].id);
-    free(ev);
+    free(list);
+    assert_int_equal(store_session_max_id(f->s, &max), 0);
+    assert_int_equal(max, N_THREADS * N_ROUNDS);
     assert_int_equal(store_desktop_get(f->s, "vdi-p1-0001", &d), 0);
     assert_string_equal(d.owner, "");
 }
@@ -1196,7 +1445,7 @@ int main(void)
         T(test_templates),         T(test_pools),
         T(test_desktops),          T(test_next_name),
         T(test_entitlements),      T(test_sessions),
-        T(test_usage_report),      T(test_audit),
+        T(test_usage_report),      T(test_migrate_from_1),
         T(test_hand_edited),       T(test_threads_compare_and_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,12 +6,15 @@
  * when it is available here; no VM is started. */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -194,6 +198,11 @@ static void test_xml_linux_direct_boot(void **state)
                                 "/vdi-lab-0001.log' append='on'/>"));
     assert_null(strstr(xml, "hyperv"));
     assert_null(strstr(xml, "<loader"));
+    /* a stop or crash ends the domain (lifecycle events say which); a panic is seen */
+    assert_non_null(strstr(xml, "<on_poweroff>destroy</on_poweroff>"));
+    assert_non_null(strstr(xml, "<on_reboot>restart</on_reboot>"));
+    assert_non_null(strstr(xml, "<on_crash>destroy</on_crash>"));
+    assert_non_null(strstr(xml, "<panic model='isa'/>"));
     free(xml);
 }
 
@@ -943,6 +952,292 @@ static void test_concurrency(void **state)
     virt_free(v);
 }
 
+/* ---- lifecycle events ---- */
+
+#define MAX_EVENTS 64
+/* libvirt's event thread delivers within milliseconds; this only bounds a failure. */
+#define EVENT_WAIT_MS 5000
+/* How long "no event" is watched for. */
+#define QUIET_MS 300
+
+struct recorder {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t n;
+    struct {
+        char name[VIRT_NAME_MAX];
+        enum virt_event ev;
+    } events[MAX_EVENTS];
+    bool blocked_thread_ok; /* the callback ran on another thread than the test's */
+    pthread_t test_thread;
+};
+
+static void recorder_init(struct recorder *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    r->test_thread = pthread_self();
+    r->blocked_thread_ok = true;
+}
+
+static void recorder_done(struct recorder *r)
+{
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+}
+
+static void recorder_clear(struct recorder *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->n = 0;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void record_event(void *userdata, const char *domain, enum virt_event ev)
+{
+    struct recorder *r = userdata;
+
+    pthread_mutex_lock(&r->lock);
+    if (pthread_equal(pthread_self(), r->test_thread))
+        r->blocked_thread_ok = false;
+    if (r->n < MAX_EVENTS) {
+        snprintf(r->events[r->n].name, sizeof(r->events[r->n].name), "%s", domain);
+        r->events[r->n].ev = ev;
+    }
+    r->n++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* How many events (name, ev) were recorded. */
+static size_t count_locked(struct recorder *r, const char *name, int ev)
+{
+    size_t c = 0;
+
+    for (size_t i = 0; i < r->n && i < MAX_EVENTS; i++)
+        c += strcmp(r->events[i].name, name) == 0 && (ev < 0 || (int)r->events[i].ev == ev);
+    return c;
+}
+
+/* Waits (bounded) until (name, ev) was recorded; ev -1 = any event of name. */
+static bool wait_event(struct recorder *r, const char *name, int ev, int timeout_ms)
+{
+    struct timespec deadline;
+    bool found;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (!(found = count_locked(r, name, ev) > 0))
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &deadline) != 0) {
+            found = count_locked(r, name, ev) > 0;
+            break;
+        }
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
+static size_t events_of(struct recorder *r, const char *name)
+{
+    size_t c;
+
+    pthread_mutex_lock(&r->lock);
+    c = count_locked(r, name, -1);
+    pthread_mutex_unlock(&r->lock);
+    return c;
+}
+
+static void expect_event(struct recorder *r, const char *name, enum virt_event ev)
+{
+    if (!wait_event(r, name, (int)ev, EVENT_WAIT_MS))
+        fail_msg("no %s event for %s within %d ms", virt_event_to_string(ev), name,
+                 EVENT_WAIT_MS);
+}
+
+static void test_event_names(void **state)
+{
+    (void)state;
+    assert_string_equal(virt_event_to_string(VIRT_EVENT_STARTED), "started");
+    assert_string_equal(virt_event_to_string(VIRT_EVENT_SHUTDOWN), "shutdown");
+    assert_string_equal(virt_event_to_string(VIRT_EVENT_DESTROYED), "destroyed");
+    assert_string_equal(virt_event_to_string(VIRT_EVENT_CRASHED), "crashed");
+    assert_string_equal(virt_event_to_string(VIRT_EVENT_STOPPED), "stopped");
+    assert_string_equal(virt_event_to_string((enum virt_event)42), "unknown");
+}
+
+/* The test driver emits lifecycle events for what any of its connections does. */
+static void test_watch(void **state)
+{
+    (void)state;
+    struct virt *v = open_virt();
+    struct virt_error err = {""};
+    struct virt_desktop_spec spec = spec_for("ev-1", &linux_tmpl);
+    struct recorder rec, other;
+    virConnectPtr c = raw_conn();
+
+    recorder_init(&rec);
+    recorder_init(&other);
+    make_desktop(v, &spec);
+    virDomainPtr dom = virDomainLookupByName(c, "ev-1");
+    assert_non_null(dom);
+    virDomainPtr foreign = virDomainDefineXML(c, "<domain type='test'><name>ev-foreign</name>"
+                                                 "<memory>65536</memory><os><type>hvm</type>"
+                                                 "</os></domain>");
+    assert_non_null(foreign);
+
+    /* nothing before virt_watch */
+    assert_int_equal(virt_desktop_start(v, "ev-1", NULL, &err), 0);
+    assert_int_equal(virt_desktop_destroy(v, "ev-1", &err), 0);
+
+    assert_int_equal(virt_watch(v, record_event, &other), 0);
+    assert_int_equal(virt_watch(v, record_event, &rec), 0); /* replaces */
+
+    /* started, by us or by anyone */
+    assert_int_equal(virt_desktop_start(v, "ev-1", NULL, &err), 0);
+    expect_event(&rec, "ev-1", VIRT_EVENT_STARTED);
+    /* destroyed from outside (virsh destroy) */
+    assert_int_equal(virDomainDestroy(dom), 0);
+    expect_event(&rec, "ev-1", VIRT_EVENT_DESTROYED);
+    /* the guest powered off (the test driver's shutdown stops it at once) */
+    assert_int_equal(virDomainCreate(dom), 0);
+    assert_int_equal(virDomainShutdown(dom), 0);
+    expect_event(&rec, "ev-1", VIRT_EVENT_SHUTDOWN);
+    /* managed save: another kind of stop; virt's own stops are reported too */
+    assert_int_equal(virt_desktop_start(v, "ev-1", NULL, &err), 0);
+    recorder_clear(&rec);
+    assert_int_equal(virt_desktop_suspend(v, "ev-1", &err), 0);
+    expect_event(&rec, "ev-1", VIRT_EVENT_STOPPED);
+    assert_int_equal(virt_desktop_start(v, "ev-1", NULL, &err), 0); /* restores */
+    expect_event(&rec, "ev-1", VIRT_EVENT_STARTED);
+    recorder_clear(&rec);
+    assert_int_equal(virt_desktop_destroy(v, "ev-1", &err), 0);
+    expect_event(&rec, "ev-1", VIRT_EVENT_DESTROYED);
+    /* one destroy, one event (restoring may report "started" twice: the test driver) */
+    assert_false(wait_event(&rec, "ev-1", VIRT_EVENT_SHUTDOWN, 0));
+    pthread_mutex_lock(&rec.lock);
+    assert_int_equal(count_locked(&rec, "ev-1", VIRT_EVENT_DESTROYED), 1);
+    pthread_mutex_unlock(&rec.lock);
+
+    /* a domain without our metadata is not reported */
+    assert_int_equal(virDomainCreate(foreign), 0);
+    assert_int_equal(virDomainDestroy(foreign), 0);
+    assert_int_equal(virt_desktop_start(v, "ev-1", NULL, &err), 0);
+    expect_event(&rec, "ev-1", VIRT_EVENT_STARTED); /* came after the foreign ones */
+    assert_int_equal(events_of(&rec, "ev-foreign"), 0);
+    assert_true(rec.blocked_thread_ok); /* on libvirt's event thread, not ours */
+    assert_int_equal(events_of(&other, "ev-1"), 0);
+
+    /* two virts (two connections) each get their own */
+    struct virt *v2 = open_virt();
+    assert_int_equal(virt_watch(v2, record_event, &other), 0);
+    recorder_clear(&rec);
+    assert_int_equal(virDomainDestroy(dom), 0);
+    expect_event(&rec, "ev-1", VIRT_EVENT_DESTROYED);
+    expect_event(&other, "ev-1", VIRT_EVENT_DESTROYED);
+    /* virt_free stops the watch: nothing arrives after it returns */
+    virt_free(v2);
+    recorder_clear(&other);
+
+    /* stopped watching: nothing more */
+    assert_int_equal(virt_watch(v, NULL, NULL), 0);
+    assert_int_equal(virt_watch(v, NULL, NULL), 0); /* twice is fine */
+    recorder_clear(&rec);
+    assert_int_equal(virDomainCreate(dom), 0);
+    assert_int_equal(virDomainDestroy(dom), 0);
+    assert_false(wait_event(&rec, "ev-1", -1, QUIET_MS));
+    assert_int_equal(events_of(&other, "ev-1"), 0);
+
+    /* and again */
+    assert_int_equal(virt_watch(v, record_event, &rec), 0);
+    assert_int_equal(virDomainCreate(dom), 0);
+    expect_event(&rec, "ev-1", VIRT_EVENT_STARTED);
+
+    /* virt_free while watching, with the domain still going */
+    virt_free(v);
+    recorder_clear(&rec);
+    assert_int_equal(virDomainDestroy(dom), 0);
+    assert_false(wait_event(&rec, "ev-1", -1, QUIET_MS));
+
+    assert_int_equal(virDomainUndefine(foreign), 0);
+    virDomainFree(foreign);
+    v = open_virt();
+    assert_int_equal(virt_desktop_undefine(v, "ev-1", &err), 0);
+    assert_int_equal(virt_overlay_delete(v, "ev-1", &err), 0);
+    virt_free(v);
+    virDomainFree(dom);
+    virConnectClose(c);
+    recorder_done(&rec);
+    recorder_done(&other);
+}
+
+/* Events flowing while another thread starts and stops desktops and watches come and go:
+ * no crash, no call after virt_watch(NULL) returned (ASan/TSan-style check by hand). */
+struct churn {
+    struct virt *v;
+    atomic_bool stop;
+    int failures;
+};
+
+static void *churn_run(void *arg)
+{
+    struct churn *ch = arg;
+    struct virt_error err = {""};
+
+    while (!atomic_load(&ch->stop)) {
+        if (virt_desktop_start(ch->v, "ev-2", NULL, &err) < 0 ||
+            virt_desktop_destroy(ch->v, "ev-2", &err) < 0)
+            ch->failures++;
+    }
+    return NULL;
+}
+
+static void count_event(void *userdata, const char *domain, enum virt_event ev)
+{
+    (void)domain;
+    (void)ev;
+    atomic_int *n = userdata;
+    atomic_fetch_add(n, 1);
+}
+
+static void test_watch_churn(void **state)
+{
+    (void)state;
+    struct virt *v = open_virt();
+    struct virt_desktop_spec spec = spec_for("ev-2", &linux_tmpl);
+    struct churn ch = {.v = v};
+    pthread_t t;
+    atomic_int *counters[25];
+    int total = 0;
+
+    make_desktop(v, &spec);
+    assert_int_equal(pthread_create(&t, NULL, churn_run, &ch), 0);
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+        counters[i] = calloc(1, sizeof(*counters[i]));
+        assert_non_null(counters[i]);
+        assert_int_equal(virt_watch(v, count_event, counters[i]), 0);
+        struct timespec ts = {.tv_nsec = 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        assert_int_equal(virt_watch(v, NULL, NULL), 0);
+        int seen = atomic_load(counters[i]);
+        total += seen;
+        free(counters[i]); /* a late call would write freed memory */
+    }
+    atomic_store(&ch.stop, true);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(ch.failures, 0);
+    assert_true(total > 0);
+    struct virt_error err = {""};
+    assert_int_equal(virt_desktop_undefine(v, "ev-2", &err), 0);
+    assert_int_equal(virt_overlay_delete(v, "ev-2", &err), 0);
+    virt_free(v);
+}
+
 /* ---- qemu:///embed: no storage driver, overlays by qemu-img ---- */
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -1058,6 +1353,126 @@ static void test_embed_qemu_img(void **state)
     nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The pid of the QEMU process running domain name, or -1. */
+static pid_t qemu_pid_of(const char *name)
+{
+    char want[128], path[64], buf[4096];
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    pid_t found = -1;
+
+    snprintf(want, sizeof(want), "guest=%s,", name);
+    assert_non_null(d);
+    while (found < 0 && (de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] == 0)
+                buf[i] = ' ';
+        buf[n] = 0;
+        if (strstr(buf, "qemu-system") && strstr(buf, want))
+            found = (pid_t)pid;
+    }
+    closedir(d);
+    return found;
+}
+
+/* The real QEMU driver, one small VM (TCG, 128 MiB, SeaBIOS finding no bootable disk):
+ * started, QEMU killed (a crash), started again, destroyed through a second connection. */
+static void test_embed_events(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/vdi-test-virt-XXXXXX";
+    char uri[256], disks[300], base[300], path[300];
+    struct virt *v = NULL;
+    struct virt_error err = {""};
+    struct recorder rec;
+
+    if (access("/usr/bin/qemu-img", X_OK) != 0 || access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+        skip();
+    assert_non_null(mkdtemp(root));
+    /* QEMU runs as libvirt-qemu: it must reach the disk and the serial log. */
+    assert_int_equal(chmod(root, 0755), 0);
+    snprintf(uri, sizeof(uri), "qemu:///embed?root=%s/libvirt", root);
+    snprintf(disks, sizeof(disks), "%s/disks", root);
+    snprintf(base, sizeof(base), "%s/base.img", root);
+    assert_int_equal(mkdir(disks, 0755), 0);
+    int fd = open(base, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 1 << 20), 0);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/libvirt", root);
+    assert_int_equal(virt_embed_prepare(path, &err), 0);
+    struct virt_options o = {
+        .uri = uri, .virt_type = "qemu", .disk_dir = disks, .console_dir = root};
+    if (virt_new(&o, &v, &err) < 0) {
+        print_message("qemu:///embed not usable here (%s): skipped\n", err.message);
+        nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        skip();
+    }
+    recorder_init(&rec);
+    assert_int_equal(virt_watch(v, record_event, &rec), 0);
+
+    struct virt_template t = {.name = "empty",
+                              .os = VIRT_OS_LINUX,
+                              .firmware = VIRT_FIRMWARE_BIOS,
+                              .disk = base,
+                              .disk_format = IMAGE_RAW,
+                              .disk_size = 1 << 20};
+    struct virt_desktop_spec spec = spec_for("emb-ev", &t);
+    spec.vcpus = 1;
+    spec.memory_mib = 128;
+    make_desktop(v, &spec);
+    int r = virt_desktop_start(v, "emb-ev", NULL, &err);
+    if (r < 0)
+        fail_msg("start on qemu:///embed: %s", err.message);
+    expect_event(&rec, "emb-ev", VIRT_EVENT_STARTED);
+
+    /* QEMU dies: a crash */
+    pid_t pid = qemu_pid_of("emb-ev");
+    assert_true(pid > 0);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    expect_event(&rec, "emb-ev", VIRT_EVENT_CRASHED);
+    assert_int_equal(state_of(v, "emb-ev"), VIRT_STATE_SHUTOFF);
+
+    /* destroyed by someone else (virsh destroy is another connection) */
+    recorder_clear(&rec);
+    assert_int_equal(virt_desktop_start(v, "emb-ev", NULL, &err), 0);
+    expect_event(&rec, "emb-ev", VIRT_EVENT_STARTED);
+    virConnectPtr c = virConnectOpen(uri);
+    if (c) {
+        virDomainPtr dom = virDomainLookupByName(c, "emb-ev");
+        assert_non_null(dom);
+        assert_int_equal(virDomainDestroy(dom), 0);
+        virDomainFree(dom);
+        virConnectClose(c);
+    } else {
+        print_message("second qemu:///embed connection refused (%s): destroyed through virt\n",
+                      virGetLastErrorMessage());
+        assert_int_equal(virt_desktop_destroy(v, "emb-ev", &err), 0);
+    }
+    expect_event(&rec, "emb-ev", VIRT_EVENT_DESTROYED);
+    pthread_mutex_lock(&rec.lock);
+    assert_int_equal(count_locked(&rec, "emb-ev", VIRT_EVENT_CRASHED), 0);
+    pthread_mutex_unlock(&rec.lock);
+
+    assert_int_equal(virt_desktop_undefine(v, "emb-ev", &err), 0);
+    assert_int_equal(virt_overlay_delete(v, "emb-ev", &err), 0);
+    virt_free(v);
+    recorder_done(&rec);
+    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_state_names(void **state)
 {
     (void)state;
@@ -1085,7 +1500,11 @@ int main(void)
         cmocka_unit_test(test_owner_and_list),
         cmocka_unit_test(test_foreign_domains),
         cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_watch_churn),
         cmocka_unit_test(test_embed_qemu_img),
+        cmocka_unit_test(test_embed_events),
         cmocka_unit_test(test_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,12 +1,17 @@
 /*
  * A stand-in for display/proxy.c (proxy.h) so vdi-session can be tested end to end
  * without libvncserver: it speaks just enough RFB from ClientInit on for a client to get
- * its ServerInit, then discards what the client sends. The latest status text becomes
- * the desktop name in ServerInit, so a test can see what vdi-session asked to show.
- * Test-only: linked into vdi-session-stub, never into the real program.
+ * its ServerInit, then parses (and drops) the client's messages, counting key, pointer and
+ * QEMU extended key events as input unless view-only, like the real proxy. The latest
+ * status text becomes the desktop name in ServerInit, and every call vdi-session makes
+ * that changes the picture is logged ("stub-proxy: ..."), so a test can see what
+ * vdi-session asked to show. Test-only: linked into vdi-session-stub, never into the real
+ * program.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "proxy.h"
 #include "util.h"
 
@@ -26,7 +32,70 @@ struct proxy {
     char status[256];
     char end_reason[64];
     int upstream_fd;
+    bool view_only;         /* atomic */
+    uint64_t last_input_ms; /* atomic */
+    uint64_t dropped;       /* atomic: input dropped as view-only */
+    int input_wake_ms;
+    int input_fd;
 };
+
+static void note_input(struct proxy *p)
+{
+    if (__atomic_load_n(&p->view_only, __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_add(&p->dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    uint64_t now = now_ms();
+    uint64_t prev = __atomic_exchange_n(&p->last_input_ms, now, __ATOMIC_ACQ_REL);
+    if (p->input_fd >= 0 && (prev == 0 || now - prev >= (uint64_t)p->input_wake_ms))
+        (void)eventfd_write(p->input_fd, 1);
+}
+
+/* Reads and drops one client message; returns false at EOF or on an unknown type. */
+static bool client_message(struct proxy *p)
+{
+    uint64_t deadline = now_ms() + 60000;
+    uint8_t type, buf[64];
+    if (fd_read_full(p->fd, &type, 1, deadline) < 0)
+        return false;
+    switch (type) {
+    case 0: /* SetPixelFormat */
+        return fd_read_full(p->fd, buf, 19, deadline) == 0;
+    case 2: { /* SetEncodings */
+        if (fd_read_full(p->fd, buf, 3, deadline) < 0)
+            return false;
+        for (unsigned n = (unsigned)buf[1] << 8 | buf[2]; n > 0; n--)
+            if (fd_read_full(p->fd, buf, 4, deadline) < 0)
+                return false;
+        return true;
+    }
+    case 3: /* FramebufferUpdateRequest */
+        return fd_read_full(p->fd, buf, 9, deadline) == 0;
+    case 4: /* KeyEvent */
+    case 5: /* PointerEvent */
+        if (fd_read_full(p->fd, buf, type == 4 ? 7 : 5, deadline) < 0)
+            return false;
+        note_input(p);
+        return true;
+    case 6: { /* ClientCutText */
+        if (fd_read_full(p->fd, buf, 7, deadline) < 0)
+            return false;
+        uint32_t len = (uint32_t)buf[3] << 24 | (uint32_t)buf[4] << 16 | (uint32_t)buf[5] << 8 |
+                       buf[6];
+        for (; len > 0; len--)
+            if (fd_read_full(p->fd, buf, 1, deadline) < 0)
+                return false;
+        return true;
+    }
+    case 255: /* QEMU: only the extended key event (subtype 0) */
+        if (fd_read_full(p->fd, buf, 11, deadline) < 0 || buf[0] != 0)
+            return false;
+        note_input(p);
+        return true;
+    default:
+        return false;
+    }
+}
 
 static void put_u16(uint8_t *p, uint16_t v)
 {
@@ -59,12 +128,9 @@ static void *stub_main(void *userdata)
         uint8_t pf[16] = {32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0};
         memcpy(msg + 4, pf, sizeof(pf));
         put_u32(msg + 20, (uint32_t)name_len);
-        if (fd_write_full(p->fd, msg, 24 + name_len, now_ms() + 5000) == 0) {
-            uint8_t buf[4096];
-            ssize_t n;
-            while ((n = read(p->fd, buf, sizeof(buf))) > 0)
-                ; /* discard client messages */
-        }
+        if (fd_write_full(p->fd, msg, 24 + name_len, now_ms() + 5000) == 0)
+            while (client_message(p))
+                ;
     } else {
         reason = "no ClientInit";
     }
@@ -89,6 +155,11 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     p->width = opts->width;
     p->height = opts->height;
     p->upstream_fd = -1;
+    p->input_fd = -1;
+    if (opts->input_wake_ms > 0) {
+        p->input_wake_ms = opts->input_wake_ms;
+        p->input_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
     p->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_mutex_init(&p->lock, NULL);
     if (pthread_create(&p->thread, NULL, stub_main, p) != 0) {
@@ -107,17 +178,56 @@ int proxy_show_status(struct proxy *p, const char *text)
 {
     pthread_mutex_lock(&p->lock);
     snprintf(p->status, sizeof(p->status), "%s", text);
+    bool live = p->upstream_fd >= 0;
     pthread_mutex_unlock(&p->lock);
+    log_info("stub-proxy: status text=\"%s\"%s", text, live ? " (hidden)" : "");
+    return live ? -EBUSY : 0;
+}
+
+int proxy_show_notice(struct proxy *p, const char *text)
+{
+    (void)p;
+    log_info("stub-proxy: notice text=\"%s\"", text ? text : "");
     return 0;
+}
+
+int proxy_close_desktop(struct proxy *p, const char *text)
+{
+    pthread_mutex_lock(&p->lock);
+    snprintf(p->status, sizeof(p->status), "%s", text);
+    p->upstream_fd = safe_close(p->upstream_fd);
+    pthread_mutex_unlock(&p->lock);
+    log_info("stub-proxy: close_desktop text=\"%s\"", text);
+    return 0;
+}
+
+void proxy_set_view_only(struct proxy *p, bool view_only)
+{
+    __atomic_store_n(&p->view_only, view_only, __ATOMIC_RELEASE);
+    log_info("stub-proxy: view_only=%d", view_only);
+}
+
+uint64_t proxy_last_input_ms(struct proxy *p)
+{
+    return __atomic_load_n(&p->last_input_ms, __ATOMIC_ACQUIRE);
+}
+
+int proxy_input_fd(struct proxy *p)
+{
+    return p->input_fd;
 }
 
 int proxy_attach_upstream(struct proxy *p, int vnc_fd)
 {
-    if (p->upstream_fd >= 0) {
+    pthread_mutex_lock(&p->lock);
+    bool busy = p->upstream_fd >= 0;
+    if (!busy)
+        p->upstream_fd = vnc_fd;
+    pthread_mutex_unlock(&p->lock);
+    if (busy) {
         close(vnc_fd);
         return -EBUSY;
     }
-    p->upstream_fd = vnc_fd;
     return 0;
 }
 
@@ -137,6 +247,9 @@ void proxy_free(struct proxy *p)
         return;
     shutdown(p->fd, SHUT_RDWR);
     pthread_join(p->thread, NULL);
+    log_info("stub-proxy: freed dropped_input=%" PRIu64,
+             __atomic_load_n(&p->dropped, __ATOMIC_RELAXED));
+    safe_close(p->input_fd);
     close(p->fd);
     close(p->event_fd);
     safe_close(p->upstream_fd);
