@@ -21,12 +21,29 @@
 #define TEXT_ENDED_BY_ADMIN "Your session was ended by an administrator"
 #define TEXT_IDLE_WARNING                                                                          \
     "No keyboard or mouse input: you will be disconnected in %d seconds unless you use them"
-#define TEXT_IDLE_TIMEOUT "You were disconnected after %d minutes without keyboard or mouse input"
+#define TEXT_IDLE_TIMEOUT "You were disconnected after %s without keyboard or mouse input"
 #define TEXT_MAX_WARNING "Your session reaches its time limit in %d seconds and will then end"
-#define TEXT_MAX_TIMEOUT "Your session reached its time limit of %d minutes and was ended"
+#define TEXT_MAX_TIMEOUT "Your session reached its time limit of %s and was ended"
 #define TEXT_WATCHED "An administrator (%s) is watching your screen"
 #define TEXT_WATCH_ENDED "The session you were watching ended"
 #define TEXT_SESSION_GONE "The session you asked to watch has ended"
+
+/* "90 seconds", "5 minutes", "2 hours": for the texts users read. */
+struct duration_text {
+    char s[32];
+};
+static struct duration_text duration(int seconds)
+{
+    struct duration_text t;
+
+    if (seconds < 120)
+        snprintf(t.s, sizeof(t.s), "%d second%s", seconds, seconds == 1 ? "" : "s");
+    else if (seconds < 2 * 3600)
+        snprintf(t.s, sizeof(t.s), "%d minutes", (seconds + 30) / 60);
+    else
+        snprintf(t.s, sizeof(t.s), "%d hours", (seconds + 1800) / 3600);
+    return t;
+}
 
 void policy_from_pool(const struct store_pool *pool, struct session_policy *ret)
 {
@@ -347,7 +364,7 @@ void sessions_tick(struct loop *l, uint64_t now)
                               "user", s->user, "desktop", s->desktop, "kind", "idle", NULL);
             if (u) {
                 detach_user(l, s, u, "idle timeout");
-                conn_close(l, u, TEXT_IDLE_TIMEOUT, (s->policy.idle_timeout_s + 59) / 60);
+                conn_close(l, u, TEXT_IDLE_TIMEOUT, duration(s->policy.idle_timeout_s).s);
             }
             break;
         case SESSION_DUE_MAX_WARNING:
@@ -359,7 +376,7 @@ void sessions_tick(struct loop *l, uint64_t now)
                      s->policy.max_session_s);
             (void)audit_event(l->ctx->audit, "session.timeout", "session", u64_text(s->id).s,
                               "user", s->user, "desktop", s->desktop, "kind", "max", NULL);
-            snprintf(text, sizeof(text), TEXT_MAX_TIMEOUT, (s->policy.max_session_s + 59) / 60);
+            snprintf(text, sizeof(text), TEXT_MAX_TIMEOUT, duration(s->policy.max_session_s).s);
             close_all(l, s, text, "time limit");
             logoff(l, s, "time limit");
             break;

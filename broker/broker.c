@@ -168,6 +168,7 @@ void conn_notice(struct loop *l, struct connection *c, const char *fmt, ...)
     va_start(ap, fmt);
     conn_textv(l, c, PROTO_NOTICE, fmt, ap);
     va_end(ap);
+    log_debug("session=%" PRIu64 " user=%s notice sent", c->id, c->user);
 }
 
 static void conn_refuse_login(struct loop *l, struct connection *c, const char *text)

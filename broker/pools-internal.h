@@ -35,6 +35,10 @@ struct expected_stop {
 };
 
 #define POOLS_CRASH_LIMIT_MAX 16
+#define POOLS_N_EVENTS (VIRT_EVENT_STOPPED + 1)
+/* pools_claim's answer for a FAILED desktop. */
+#define POOLS_TEXT_FAILED                                                                          \
+    "Your desktop failed repeatedly and was stopped; your IT administrator has been told"
 
 /* Unexpected stops that count towards the back-off (crashes; stops soon after a restart
  * by the stop policy), per desktop. */
@@ -56,7 +60,8 @@ struct pools_events {
     size_t n_expected, allocated_expected;
     struct desktop_health *health;
     size_t n_health, allocated_health;
-    atomic_uint_fast64_t crashes, unexpected_stops;
+    atomic_uint_fast64_t crashes, failed;
+    atomic_uint_fast64_t stops[POOLS_N_EVENTS]; /* by enum virt_event */
 };
 
 struct pools {
@@ -98,15 +103,13 @@ unsigned connected(struct pools *p, const char *desktop);
 void usage_running_end(struct pools *p, const char *desktop);
 /* Caller holds the desktop lock for these. Start unless running, within admission
  * control (-ENOSPC). */
-int desktop_power_on(struct pools *p, const struct store_desktop *d,
-                     const struct store_pool *pool, struct pools_error *err);
+int desktop_power_on(struct pools *p, const struct store_desktop *d, const struct store_pool *pool,
+                     struct pools_error *err);
 /* Power off, fresh overlay, defined again; READY at the end. */
-int desktop_reset_locked(struct pools *p, const struct store_desktop *d,
-                         struct pools_error *err);
+int desktop_reset_locked(struct pools *p, const struct store_desktop *d, struct pools_error *err);
 /* New owner in the store (compare-and-set from d->owner) and in the metadata. */
-int desktop_change_owner(struct pools *p, struct store_desktop *d,
-                         const struct store_pool *pool, const char *owner,
-                         struct pools_error *err);
+int desktop_change_owner(struct pools *p, struct store_desktop *d, const struct store_pool *pool,
+                         const char *owner, struct pools_error *err);
 
 /* ---- pools-events.c, for pools.c ---- */
 
@@ -122,6 +125,6 @@ void pools_events_forget(struct pools *p, const char *desktop);
 /* pools_maintain: runs the delayed restarts that are due. */
 void pools_events_maintain(struct pools *p);
 /* pools_metrics_write: vdi_desktops_failed{pool}, vdi_desktop_crashes_total,
- * vdi_desktop_unexpected_stops_total. */
+ * vdi_desktop_failures_total, vdi_desktop_stops_total{event}. */
 void pools_events_metrics_write(struct pools *p, FILE *f, const struct store_pool *pools,
                                 size_t n_pools, const struct pools_desktop_info *ds, size_t n);

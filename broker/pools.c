@@ -13,6 +13,7 @@
  *                       overlay both exist, else roll back (domain, overlay, row).
  *   store RESETTING     the old disk was being thrown away on purpose: finish the reset.
  *   store DELETING      finish the deletion.
+ *   store FAILED        left alone (crashed too often; an admin starts or resets it).
  *   store READY         missing domain: redefine it on the existing overlay; missing
  *                       overlay too: a free desktop's row is dropped, an owned one is
  *                       made again from the template (logged as an error: its disk is gone).
@@ -158,6 +159,11 @@ int pools_new(const struct pools_options *o, struct pools **ret)
     p->cpu_overcommit = o->cpu_overcommit;
     p->memory_overcommit = o->memory_overcommit;
     p->shutdown_timeout_s = o->shutdown_timeout_s;
+    r = pools_events_init(&p->events, o);
+    if (r < 0) {
+        free(p);
+        return r;
+    }
     r = virt_host_capacity(p->virt, &p->host, &verr);
     if (r < 0) {
         log_error_errno(r, "cannot read the host's capacity: %s", verr.message);
@@ -181,6 +187,7 @@ void pools_free(struct pools *p)
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->admission);
     pthread_cond_destroy(&p->cond);
+    pools_events_done(&p->events);
     free(p->conns);
     free(p);
 }
@@ -260,6 +267,7 @@ static void desktop_unmake(struct pools *p, const char *name)
 {
     struct virt_error verr = {""};
 
+    pools_expect_stop(p, name); /* a running one is destroyed first */
     if (virt_desktop_undefine(p->virt, name, &verr) < 0)
         log_warning("desktop %s: cannot undefine: %s", name, verr.message);
     if (virt_overlay_delete(p->virt, name, &verr) < 0)
@@ -462,9 +470,11 @@ static int desktop_power_off(struct pools *p, const char *name, bool graceful,
                              struct pools_error *err)
 {
     struct virt_error verr = {""};
-    int r = graceful ? virt_desktop_shutdown(p->virt, name, p->shutdown_timeout_s * 1000, &verr)
-                     : virt_desktop_destroy(p->virt, name, &verr);
+    int r;
 
+    pools_expect_stop(p, name);
+    r = graceful ? virt_desktop_shutdown(p->virt, name, p->shutdown_timeout_s * 1000, &verr)
+                 : virt_desktop_destroy(p->virt, name, &verr);
     if (r < 0) {
         fail(err, TEXT_INTERNAL, "desktop %s: cannot power off: %s", name, verr.message);
         return r;
@@ -721,6 +731,12 @@ again:
     }
     if (r == 0 && !streq(d.owner, user))
         r = -EAGAIN;
+    if (r == 0 && d.state == STORE_DESKTOP_FAILED) {
+        desktop_unlock(p, &node);
+        fail(err, POOLS_TEXT_FAILED, "desktop %s for %s: failed (crashed repeatedly)", d.name,
+             user);
+        return -EIO;
+    }
     if (r == 0 && d.state != STORE_DESKTOP_READY)
         r = -EAGAIN;
     if (r < 0) {
@@ -890,6 +906,7 @@ int pools_logoff(struct pools *p, const char *name)
     case STORE_LOGOFF_KEEP:
         break;
     case STORE_LOGOFF_SUSPEND:
+        pools_expect_stop(p, name);
         r = virt_desktop_suspend(p->virt, name, &verr);
         if (r < 0)
             fail(&err, "", "desktop %s: managed save failed: %s", name, verr.message);
@@ -1058,6 +1075,7 @@ void pools_maintain(struct pools *p)
 
     if (atomic_exchange(&p->maintaining, true))
         return; /* one round at a time */
+    pools_events_maintain(p); /* restarts after a crash back-off that are due */
     /* One listing of libvirt per round, shared by every pool. */
     if (virt_list(p->virt, &doms, &n_doms, &verr) < 0)
         log_warning("maintenance: cannot list desktops: %s", verr.message);
@@ -1115,6 +1133,10 @@ static int reconcile_desktop(struct pools *p, struct store_desktop *d,
     int r = 0;
 
     switch (d->state) {
+    case STORE_DESKTOP_FAILED:
+        /* Left as it is, owner included, until an admin starts or resets it. */
+        log_info("reconcile: desktop %s is failed; left alone", d->name);
+        return 0;
     case STORE_DESKTOP_PROVISIONING:
         if (dom && has_overlay) {
             log_info("reconcile: desktop %s was provisioned, marking ready", d->name);
@@ -1591,7 +1613,8 @@ static int desktop_do(struct pools *p, const char *name, desktop_op op, const ch
         r = store_fail(err, r, "desktop", name);
     else if (store_pool_get(p->store, d.pool, &pool) < 0)
         r = store_fail(err, -EIO, "desktop", name);
-    else if (d.state != STORE_DESKTOP_READY) {
+    else if (d.state != STORE_DESKTOP_READY && d.state != STORE_DESKTOP_FAILED) {
+        /* FAILED is fine: starting or resetting it is how an admin brings it back. */
         fail(err, "The desktop is being changed; try again in a moment", "desktop %s: state %s",
              name, store_desktop_state_to_string(d.state));
         r = -EBUSY;
@@ -1639,8 +1662,20 @@ static int op_unassign(struct pools *p, struct store_desktop *d, const struct st
 static int op_start(struct pools *p, struct store_desktop *d, const struct store_pool *pool,
                     const char *arg, struct pools_error *err)
 {
+    int r;
+
     (void)arg;
-    return desktop_power_on(p, d, pool, err);
+    r = desktop_power_on(p, d, pool, err);
+    if (r == 0 && d->state == STORE_DESKTOP_FAILED) {
+        r = store_desktop_set_state(p->store, d->name, STORE_DESKTOP_READY);
+        if (r < 0)
+            return store_fail(err, r, "desktop", d->name);
+        d->state = STORE_DESKTOP_READY;
+        log_info("desktop recovered name=%s by=start", d->name);
+    }
+    if (r == 0)
+        pools_events_forget(p, d->name); /* a fresh count of crashes */
+    return r;
 }
 
 static int op_stop(struct pools *p, struct store_desktop *d, const struct store_pool *pool,
@@ -1654,6 +1689,8 @@ static int op_stop(struct pools *p, struct store_desktop *d, const struct store_
 static int op_reset(struct pools *p, struct store_desktop *d, const struct store_pool *pool,
                     const char *arg, struct pools_error *err)
 {
+    int r;
+
     (void)arg;
     (void)pool;
     if (connected(p, d->name)) {
@@ -1661,7 +1698,12 @@ static int op_reset(struct pools *p, struct store_desktop *d, const struct store
              "desktop %s: connected", d->name);
         return -EBUSY;
     }
-    return desktop_reset_locked(p, d, err);
+    r = desktop_reset_locked(p, d, err); /* READY at the end, FAILED or not */
+    if (r == 0 && d->state == STORE_DESKTOP_FAILED)
+        log_info("desktop recovered name=%s by=reset", d->name);
+    if (r == 0)
+        pools_events_forget(p, d->name);
+    return r;
 }
 
 int pools_desktop_assign(struct pools *p, const char *name, const char *user,
@@ -1788,6 +1830,7 @@ int pools_metrics_write(struct pools *p, FILE *f)
             "# HELP vdi_running_memory_mib Memory of running desktops.\n"
             "# TYPE vdi_running_memory_mib gauge\nvdi_running_memory_mib %" PRIu64 "\n",
             p->host.cpus, p->host.memory_mib, vcpus, memory);
+    pools_events_metrics_write(p, f, pools, n_pools, ds, n);
     free(pools);
     free(ds);
     return ferror(f) ? -EIO : 0;

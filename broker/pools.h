@@ -69,7 +69,8 @@ static inline void pools_freep(struct pools **p)
 int pools_reconcile(struct pools *p);
 
 /* Keeps min_spare free desktops running in every pool (within max_desktops and the
- * capacity limits). Run periodically from a worker. */
+ * capacity limits), and restarts crashed desktops whose back-off is over. Run
+ * periodically (every few seconds) from a worker. */
 void pools_maintain(struct pools *p);
 
 /* A desktop stopped without the pools asking (libvirt's lifecycle event, virt_watch):
@@ -184,7 +185,8 @@ int pools_desktop_stop(struct pools *p, const char *name, struct pools_error *er
 int pools_desktop_reset(struct pools *p, const char *name, struct pools_error *err);
 
 /* Prometheus text: vdi_desktops{pool,state}, vdi_sessions, vdi_logins_total{result},
- * vdi_provision_seconds histogram, vdi_host_* capacity gauges. */
+ * vdi_provision_seconds histogram, vdi_host_* capacity gauges, vdi_desktops_failed{pool},
+ * vdi_desktop_crashes_total, vdi_desktop_failures_total, vdi_desktop_stops_total{event}. */
 int pools_metrics_write(struct pools *p, FILE *f);
 /* Counters the broker feeds. */
 void pools_count_login(struct pools *p, bool ok);

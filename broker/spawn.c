@@ -52,12 +52,14 @@ found:
 pid_t spawn_session(const struct spawn_params *p, const char *client_address, int client_fd,
                     int control_fd)
 {
-    char handshake[16], login[16];
+    char handshake[16], login[16], uid[16], reattach[16];
     sigset_t none;
     pid_t pid;
 
     snprintf(handshake, sizeof(handshake), "%d", p->handshake_timeout_s);
     snprintf(login, sizeof(login), "%d", p->login_timeout_s);
+    snprintf(uid, sizeof(uid), "%u", (unsigned)p->broker_uid);
+    snprintf(reattach, sizeof(reattach), "%d", p->reattach_timeout_s);
     /* Everything the child needs is built before fork(). */
     const char *argv[] = {
         SESSION_PROGRAM_NAME,
@@ -81,8 +83,23 @@ pid_t spawn_session(const struct spawn_params *p, const char *client_address, in
         login,
         "--log-level",
         p->log_level,
+        NULL, /* the re-attach options go here, when configured */
+        NULL,
+        NULL,
+        NULL,
+        NULL,
+        NULL,
         NULL,
     };
+    if (p->broker_socket && p->broker_socket[0]) {
+        const char **o = argv + ARRAY_SIZE(argv) - 7;
+        o[0] = "--broker-socket";
+        o[1] = p->broker_socket;
+        o[2] = "--broker-uid";
+        o[3] = uid;
+        o[4] = "--reattach-timeout-s";
+        o[5] = reattach;
+    }
     sigemptyset(&none);
 
     pid = fork();

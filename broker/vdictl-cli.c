@@ -72,27 +72,38 @@ enum opt_id {
     OPT_MIN_SPARE,
     OPT_MAX,
     OPT_LOGOFF,
+    OPT_GRACE,
+    OPT_IDLE_TIMEOUT,
+    OPT_MAX_SESSION,
+    OPT_STOP_ACTION,
     OPT_FROM,
     OPT_TO,
     OPT_SINCE,
-    OPT_LIMIT,
+    OPT_UNTIL,
+    OPT_EVENT,
     OPT_USER,
     OPT_GROUP,
     OPT_POOL,
-    OPT_ALL,
+    OPT_CLIENT,
+    OPT_LIMIT,
+    OPT_HISTORY,
     OPT_COUNT
 };
 /* (The order is the order of body fields, query parameters and help text.) */
 #define BIT(o) (1u << (o))
 
 enum value_type {
-    V_PATH,    /* absolute path */
-    V_TEXT,    /* printable text */
-    V_ENUM,    /* one of choices */
-    V_NUMBER,  /* decimal in min..max */
-    V_NAME,    /* template or pool name: [a-z0-9-]{1,32}, first a letter or digit */
-    V_ACCOUNT, /* user or group name (username_is_valid) */
-    V_DATE,    /* YYYY-MM-DD or unix seconds */
+    V_PATH,     /* absolute path */
+    V_TEXT,     /* printable text */
+    V_ENUM,     /* one of choices */
+    V_NUMBER,   /* decimal in min..max */
+    V_NAME,     /* template or pool name: [a-z0-9-]{1,32}, first a letter or digit */
+    V_ACCOUNT,  /* user or group name (username_is_valid) */
+    V_DATE,     /* YYYY-MM-DD or unix seconds */
+    V_TIME,     /* V_DATE, YYYY-MM-DDTHH:MM[:SS][Z], or N[smhdw] ago */
+    V_DURATION, /* seconds, or N with s, m, h or d; in min..max seconds */
+    V_EVENT,    /* an audit event name or prefix: [a-z0-9._-]{1,64} */
+    V_ADDRESS,  /* a client address: IPv4, IPv6 or a host name */
     V_FLAG,
 };
 
@@ -101,6 +112,7 @@ static const char *const firmware_values[] = {"bios", "uefi", NULL};
 static const char *const size_values[] = {"small", "medium", "large", NULL};
 static const char *const kind_values[] = {"dedicated", "floating", NULL};
 static const char *const logoff_values[] = {"keep", "suspend", "shutdown", "reset", NULL};
+static const char *const stop_action_values[] = {"none", "restart", "reset", NULL};
 
 struct opt_def {
     const char *name;
@@ -143,21 +155,45 @@ static const struct opt_def opt_table[OPT_COUNT] = {
     [OPT_LOGOFF] = {"logoff", V_ENUM, NULL, "logoff", logoff_values, 0, 0,
                     "pool: what happens to a desktop when its user leaves (default keep for "
                     "dedicated, reset for floating)"},
+    [OPT_GRACE] = {"grace", V_DURATION, "DURATION", "disconnect_grace_s", NULL, 0, 7 * DAY_SECONDS,
+                   "pool: how long a disconnected session waits for its user before the "
+                   "logoff action (0 = at once; default 5m)"},
+    [OPT_IDLE_TIMEOUT] = {"idle-timeout", V_DURATION, "DURATION", "idle_timeout_s", NULL, 0,
+                          7 * DAY_SECONDS,
+                          "pool: disconnect a session without keyboard or mouse input for "
+                          "this long (0 = never, the default)"},
+    [OPT_MAX_SESSION] = {"max-session", V_DURATION, "DURATION", "max_session_s", NULL, 0,
+                         30 * DAY_SECONDS,
+                         "pool: end a session (disconnect and log off) this long after it "
+                         "began (0 = never, the default)"},
+    [OPT_STOP_ACTION] = {"stop-action", V_ENUM, NULL, "stop_action", stop_action_values, 0, 0,
+                         "pool: when a desktop stops by itself (guest shutdown): leave it, "
+                         "start it again, or reset it (default none for dedicated, reset for "
+                         "floating)"},
     [OPT_POOL] = {"pool", V_NAME, "POOL", "pool", NULL, 0, 0, "only this pool"},
     [OPT_USER] = {"user", V_ACCOUNT, "USER", "user", NULL, 0, 0,
-                  "entitlement: this user; usage: only this user"},
+                  "entitlement: this user; usage: only this user; audit: only events by or "
+                  "about this user"},
     [OPT_GROUP] = {"group", V_ACCOUNT, "GROUP", "group", NULL, 0, 0,
                    "entitlement: members of this system group"},
-    [OPT_ALL] = {"all", V_FLAG, NULL, "all", NULL, 0, 0,
-                 "session list: ended sessions too (newest first, at most 1000)"},
+    [OPT_CLIENT] = {"client", V_ADDRESS, "ADDRESS", "client", NULL, 0, 0,
+                    "audit: only events from this client address"},
+    [OPT_HISTORY] = {"history", V_FLAG, NULL, "history", NULL, 0, 0,
+                     "session list: the connection history instead (every client "
+                     "connection, ended ones too, newest first, at most 1000)"},
     [OPT_FROM] = {"from", V_DATE, "DATE", "from", NULL, 0, 0,
                   "usage: start of the period (default 30 days before --to)"},
     [OPT_TO] = {"to", V_DATE, "DATE", "to", NULL, 0, 0,
                 "usage: end of the period, a day given as YYYY-MM-DD included (default now)"},
-    [OPT_SINCE] = {"since", V_DATE, "DATE", "since", NULL, 0, 0,
-                   "audit: only events at or after DATE"},
+    [OPT_SINCE] = {"since", V_TIME, "TIME", "since", NULL, 0, 0,
+                   "audit: only events at or after TIME"},
+    [OPT_UNTIL] = {"until", V_TIME, "TIME", "until", NULL, 0, 0,
+                   "audit: only events before TIME (a day given as YYYY-MM-DD included)"},
+    [OPT_EVENT] = {"event", V_EVENT, "EVENT", "event", NULL, 0, 0,
+                   "audit: only this event, or those under it (login: login.success, "
+                   "login.failure, ...)"},
     [OPT_LIMIT] = {"limit", V_NUMBER, "N", "limit", NULL, 1, 10000,
-                   "audit: at most N events (1-10000, default 100)"},
+                   "audit: at most N events, the newest (1-10000, default 100)"},
 };
 
 /* ---- commands -------------------------------------------------------------------------- */
@@ -178,7 +214,8 @@ enum shape {
      BIT(OPT_CMDLINE))
 #define POOL_OPTS                                                                                  \
     (BIT(OPT_TEMPLATE) | BIT(OPT_SIZE) | BIT(OPT_VCPUS) | BIT(OPT_MEMORY) | BIT(OPT_KIND) |        \
-     BIT(OPT_MIN_SPARE) | BIT(OPT_MAX) | BIT(OPT_LOGOFF))
+     BIT(OPT_MIN_SPARE) | BIT(OPT_MAX) | BIT(OPT_LOGOFF) | BIT(OPT_GRACE) |                        \
+     BIT(OPT_IDLE_TIMEOUT) | BIT(OPT_MAX_SESSION) | BIT(OPT_STOP_ACTION))
 
 struct command_def {
     const char *noun, *verb; /* verb NULL: a one-word command */
@@ -189,7 +226,9 @@ struct command_def {
     const char *path; /* "@1" = first argument, percent-encoded */
     enum shape shape;
     enum vdictl_view view; /* VDICTL_VIEW_CONFIRM: a change */
-    const char *confirm;   /* "@1"/"@2" = arguments, "@k"/"@w" = entitlement kind/name */
+    uint32_t alt_opts;     /* when one of these options is given, alt_view instead */
+    enum vdictl_view alt_view;
+    const char *confirm; /* "@1"/"@2" = arguments, "@k"/"@w" = entitlement kind/name */
     const char *doc;
 };
 
@@ -271,21 +310,35 @@ static const struct command_def command_table[] = {
      .view = VDICTL_VIEW_CONFIRM, .confirm = "@k @w no longer entitled to pool @1",
      .doc = "Remove an entitlement."},
 
-    {.noun = "session", .verb = "list", .opts = BIT(OPT_ALL),
+    {.noun = "session", .verb = "list", .opts = BIT(OPT_HISTORY),
      .method = "GET", .path = "/api/v1/sessions", .view = VDICTL_VIEW_SESSIONS,
-     .doc = "List the connected sessions."},
+     .alt_opts = BIT(OPT_HISTORY), .alt_view = VDICTL_VIEW_SESSION_HISTORY,
+     .doc = "List the desktop sessions, connected or waiting for their user to come back "
+            "(IDLE: since the last input, SENT: bytes to the client)."},
     {.noun = "session", .verb = "disconnect", .args = {"ID"}, .arg_types = {A_SESSION},
      .method = "POST", .path = "/api/v1/sessions/@1/disconnect",
      .view = VDICTL_VIEW_CONFIRM, .confirm = "session @1 disconnected",
-     .doc = "Disconnect a session (the desktop keeps running)."},
+     .doc = "Close a session's connections; its desktop waits for the user for the pool's "
+            "grace period."},
+    {.noun = "session", .verb = "logoff", .args = {"ID"}, .arg_types = {A_SESSION},
+     .method = "POST", .path = "/api/v1/sessions/@1/logoff",
+     .view = VDICTL_VIEW_CONFIRM, .confirm = "session @1 logged off",
+     .doc = "Close a session's connections and run the pool's logoff action now."},
+    {.noun = "session", .verb = "shadow", .args = {"ID"}, .arg_types = {A_SESSION},
+     .method = "GET", .path = "/api/v1/sessions/@1", .view = VDICTL_VIEW_SHADOW,
+     .doc = "Check that a session exists and say how to watch it with a VNC client (view "
+            "only)."},
 
     {.noun = "usage", .opts = BIT(OPT_FROM) | BIT(OPT_TO) | BIT(OPT_USER) | BIT(OPT_POOL),
      .method = "GET", .path = "/api/v1/usage", .shape = SHAPE_USAGE, .view = VDICTL_VIEW_USAGE,
      .doc = "Resource use per user and pool over a period (default: the last 30 days); "
             "a user \"(spare)\" is the running time of free spare desktops."},
-    {.noun = "audit", .opts = BIT(OPT_SINCE) | BIT(OPT_LIMIT),
+    {.noun = "audit",
+     .opts = BIT(OPT_SINCE) | BIT(OPT_UNTIL) | BIT(OPT_EVENT) | BIT(OPT_USER) | BIT(OPT_CLIENT) |
+             BIT(OPT_LIMIT),
      .method = "GET", .path = "/api/v1/audit", .view = VDICTL_VIEW_AUDIT,
-     .doc = "Changes made through the API, newest first."},
+     .doc = "The audit log, newest first: logins, sessions, and changes made through the "
+            "API."},
     {.noun = "metrics", .method = "GET", .path = "/metrics", .view = VDICTL_VIEW_METRICS,
      .doc = "Print the Prometheus metrics as the broker serves them."},
 };
@@ -398,6 +451,121 @@ static int parse_date(const char *s, bool end_of_day, long long *ret)
         return -EINVAL;
     *ret = (long long)t;
     return 0;
+}
+
+/* Seconds per unit suffix: s, m, h, d, w; 0 for anything else. */
+static long long unit_seconds(char c)
+{
+    switch (c) {
+    case 's':
+        return 1;
+    case 'm':
+        return 60;
+    case 'h':
+        return 3600;
+    case 'd':
+        return DAY_SECONDS;
+    case 'w':
+        return 7LL * DAY_SECONDS;
+    default:
+        return 0;
+    }
+}
+
+/* "300", "30s", "5m", "8h", "2d" (and "1w" when weeks) as seconds in min..max. */
+static int parse_duration(const char *s, bool weeks, long long min, long long max, long long *ret)
+{
+    size_t digits = strspn(s, "0123456789");
+    long long unit = 1, n;
+    if (digits == 0 || digits > 9)
+        return -EINVAL;
+    if (s[digits]) {
+        unit = unit_seconds(s[digits]);
+        if (unit == 0 || s[digits + 1] || (!weeks && s[digits] == 'w'))
+            return -EINVAL;
+    }
+    char num[10];
+    memcpy(num, s, digits);
+    num[digits] = '\0';
+    int r = parse_number(num, 0, 999999999, &n);
+    if (r < 0)
+        return r;
+    if (n * unit < min || n * unit > max)
+        return -ERANGE;
+    *ret = n * unit;
+    return 0;
+}
+
+/* Reads exactly n digits at s. */
+static bool fixed_digits(const char *s, int n, int *ret)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *ret = v;
+    return true;
+}
+
+/* A point in time: what parse_date() takes, "YYYY-MM-DDTHH:MM[:SS]" (local time, or UTC
+ * with a trailing "Z"), or "N" + s/m/h/d/w for that long before now. */
+static int parse_time(const char *s, bool end_of_day, long long *ret)
+{
+    size_t digits = strspn(s, "0123456789");
+    if (digits > 0 && s[digits] && !s[digits + 1] && unit_seconds(s[digits])) {
+        long long ago;
+        int r = parse_duration(s, true, 0, 100LL * 365 * DAY_SECONDS, &ago);
+        if (r < 0)
+            return r;
+        long long now = (long long)time(NULL);
+        *ret = now > ago ? now - ago : 0;
+        return 0;
+    }
+    size_t n = strlen(s);
+    if (n < 16 || s[10] != 'T')
+        return parse_date(s, end_of_day, ret);
+
+    int f[6] = {0};
+    bool utc = s[n - 1] == 'Z';
+    size_t body = utc ? n - 1 : n;
+    if ((body != 16 && body != 19) || s[4] != '-' || s[7] != '-' || s[13] != ':' ||
+        (body == 19 && s[16] != ':') || !fixed_digits(s, 4, &f[0]) ||
+        !fixed_digits(s + 5, 2, &f[1]) || !fixed_digits(s + 8, 2, &f[2]) ||
+        !fixed_digits(s + 11, 2, &f[3]) || !fixed_digits(s + 14, 2, &f[4]) ||
+        (body == 19 && !fixed_digits(s + 17, 2, &f[5])))
+        return -EINVAL;
+    if (f[0] < 1970 || f[0] > 9999 || f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 ||
+        f[4] > 59 || f[5] > 59)
+        return -EINVAL;
+    struct tm tm = {.tm_year = f[0] - 1900,
+                    .tm_mon = f[1] - 1,
+                    .tm_mday = f[2],
+                    .tm_hour = f[3],
+                    .tm_min = f[4],
+                    .tm_sec = f[5],
+                    .tm_isdst = -1};
+    time_t t = utc ? timegm(&tm) : mktime(&tm);
+    if (t == (time_t)-1 || t < 0 || tm.tm_mday != f[2] || tm.tm_mon != f[1] - 1)
+        return -EINVAL; /* 2024-02-30 */
+    *ret = (long long)t;
+    return 0;
+}
+
+/* Audit event names and prefixes. */
+static bool event_name_is_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* IPv4, IPv6 (brackets allowed) or a host name. */
+static bool address_is_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n < 64 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-_[]%") == n;
 }
 
 /* Percent-encodes everything but RFC 3986's unreserved characters. */
@@ -599,6 +767,29 @@ static int opt_apply(struct parsed *p, int id, const char *value, FILE *err)
             return usage_error(err, "--%s: expected YYYY-MM-DD or unix seconds, not '%s'", o->name,
                                value);
         break;
+    case V_TIME:
+        if (parse_time(value, id == OPT_UNTIL, &p->numbers[id]) < 0)
+            return usage_error(err,
+                               "--%s: expected unix seconds, YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][Z] "
+                               "or a time ago such as 30m, 8h, 2d; not '%s'",
+                               o->name, value);
+        break;
+    case V_DURATION:
+        if (parse_duration(value, false, o->min, o->max, &p->numbers[id]) < 0)
+            return usage_error(err,
+                               "--%s: expected seconds, or a number with s, m, h or d, up to "
+                               "%lld seconds; not '%s'",
+                               o->name, o->max, value);
+        break;
+    case V_EVENT:
+        if (!event_name_is_valid(value))
+            return usage_error(err, "--%s: '%s' is not an event name (a-z 0-9 . _ -)", o->name,
+                               value);
+        break;
+    case V_ADDRESS:
+        if (!address_is_valid(value))
+            return usage_error(err, "--%s: '%s' is not an address", o->name, value);
+        break;
     case V_FLAG:
         value = "1";
         p->numbers[id] = 1;
@@ -777,7 +968,7 @@ static int build_body(const struct parsed *p, struct vdictl_request *r, FILE *er
             if (!(c->opts & BIT(id)) || !p->values[id])
                 continue;
             given++;
-            if (opt_table[id].type == V_NUMBER)
+            if (opt_table[id].type == V_NUMBER || opt_table[id].type == V_DURATION)
                 k = json_add_int(o, opt_table[id].field, p->numbers[id]);
             else
                 k = json_add_string(o, opt_table[id].field, p->values[id]);
@@ -836,6 +1027,9 @@ static int build_path(struct parsed *p, struct vdictl_request *r, FILE *err)
         if (p->values[OPT_TO] && p->numbers[OPT_FROM] >= p->numbers[OPT_TO])
             return usage_error(err, "usage: --from must be before --to");
     }
+    if (p->values[OPT_SINCE] && p->values[OPT_UNTIL] &&
+        p->numbers[OPT_SINCE] >= p->numbers[OPT_UNTIL])
+        return usage_error(err, "audit: --since must be before --until");
 
     char *buf = NULL;
     size_t len = 0;
@@ -851,8 +1045,8 @@ static int build_path(struct parsed *p, struct vdictl_request *r, FILE *err)
                 continue;
             char num[32];
             const char *v = p->values[id];
-            if (opt_table[id].type == V_NUMBER || opt_table[id].type == V_DATE ||
-                opt_table[id].type == V_FLAG) {
+            enum value_type t = opt_table[id].type;
+            if (t == V_NUMBER || t == V_DATE || t == V_TIME || t == V_DURATION || t == V_FLAG) {
                 snprintf(num, sizeof(num), "%lld", p->numbers[id]);
                 v = num;
             }
@@ -872,6 +1066,9 @@ static int build_request(struct parsed *p, struct vdictl_request *r, FILE *err)
     const struct command_def *c = p->cmd;
     r->method = c->method;
     r->view = c->view;
+    for (int id = 0; id < OPT_COUNT; id++)
+        if ((c->alt_opts & BIT(id)) && p->values[id])
+            r->view = c->alt_view;
     int k = build_path(p, r, err);
     if (k < 0)
         return k;
@@ -1111,6 +1308,9 @@ void vdictl_help(FILE *f)
     }
 
     fputs("\nDATE is YYYY-MM-DD (local time; as --to the whole day counts) or unix seconds.\n"
+          "TIME is a DATE, YYYY-MM-DDTHH:MM[:SS] (local time; UTC with a final Z), or a\n"
+          "time ago: a number with s, m, h, d or w (30m, 8h, 2d).\n"
+          "DURATION is seconds, or a number with s, m, h or d (90s, 5m, 8h, 1d).\n"
           "Output: aligned tables (times in local time, usage in hours); changes print one\n"
           "line. --json prints the API's JSON instead (usage in seconds), for scripts;\n"
           "metrics prints the Prometheus text either way.\n"
@@ -1124,10 +1324,12 @@ void vdictl_help(FILE *f)
           "     request as invalid (400)\n"
           "  3  cannot connect: unreachable, refused, timed out, TLS or certificate\n"
           "     failure, or the server does not speak HTTPS\n"
-          "  4  authentication failed, or the user is not an administrator (401, 403)\n"
+          "  4  authentication failed, the user is not an administrator, or too many\n"
+          "     failed logins from this address or for this user (401, 403, 429)\n"
           "  5  not found (404)\n"
           "  6  conflict: already exists, in use, pool full (409)\n"
-          "  7  capacity: the broker refused to start a desktop now (503)\n"
+          "  7  capacity: the broker refused to start a desktop now, or is shutting down\n"
+          "     or busy (503)\n"
           "\nSee vdictl(1).\n",
           f);
 }
@@ -1144,6 +1346,7 @@ int vdictl_exit_code_from_status(int status)
         return VDICTL_EXIT_USAGE;
     case 401:
     case 403:
+    case 429:
         return VDICTL_EXIT_AUTH;
     case 404:
         return VDICTL_EXIT_NOT_FOUND;
@@ -1251,6 +1454,12 @@ enum cell_kind {
     CELL_TIME,       /* unix seconds as local "YYYY-MM-DD HH:MM"; 0 prints as "-" */
     CELL_HOURS,      /* seconds as hours, 2 decimals */
     CELL_USAGE_USER, /* "" = free spare desktops */
+    CELL_DURATION,   /* seconds as "45s", "5m", "2h30m", "3d4h" */
+    CELL_TIMEOUT,    /* the same, 0 as "off" */
+    CELL_BYTES,      /* bytes as "512 B", "1.5 KiB", "20.0 MiB" */
+    CELL_ISO_TIME,   /* "2026-11-21T04:29:25.123Z" as local "YYYY-MM-DD HH:MM:SS" */
+    CELL_ACTOR,      /* the "actor" field, else "user" */
+    CELL_DETAILS,    /* every field but time, event, actor, user, client: key=value ... */
 };
 
 struct column {
@@ -1275,6 +1484,10 @@ static const struct column pool_columns[] = {
     {"MIN_SPARE", "min_spare", CELL_INT},
     {"MAX_DESKTOPS", "max_desktops", CELL_INT},
     {"LOGOFF", "logoff", CELL_TEXT},
+    {"GRACE", "disconnect_grace_s", CELL_DURATION},
+    {"IDLE_TIMEOUT", "idle_timeout_s", CELL_TIMEOUT},
+    {"MAX_SESSION", "max_session_s", CELL_TIMEOUT},
+    {"STOP_ACTION", "stop_action", CELL_TEXT},
     {"CREATED", "created", CELL_TIME},
 };
 static const struct column desktop_columns[] = {
@@ -1289,7 +1502,20 @@ static const struct column entitlement_columns[] = {
     {"NAME", "name", CELL_TEXT},
 };
 static const struct column session_columns[] = {
-    {"ID", "id", CELL_INT},          {"USER", "user", CELL_TEXT},
+    {"ID", "id", CELL_INT},
+    {"USER", "user", CELL_TEXT},
+    {"POOL", "pool", CELL_TEXT},
+    {"DESKTOP", "desktop", CELL_TEXT},
+    {"STATE", "state", CELL_TEXT},
+    {"CLIENT", "client", CELL_TEXT},
+    {"STARTED", "started", CELL_TIME},
+    {"IDLE", "idle_s", CELL_DURATION},
+    {"SENT", "bytes_to_client", CELL_BYTES},
+    {"SHADOWS", "shadows", CELL_INT},
+};
+static const struct column session_history_columns[] = {
+    {"ID", "id", CELL_INT},          {"SESSION", "session_id", CELL_INT},
+    {"KIND", "kind", CELL_TEXT},     {"USER", "user", CELL_TEXT},
     {"POOL", "pool", CELL_TEXT},     {"DESKTOP", "desktop", CELL_TEXT},
     {"CLIENT", "client", CELL_TEXT}, {"STARTED", "started", CELL_TIME},
     {"ENDED", "ended", CELL_TIME},
@@ -1302,9 +1528,9 @@ static const struct column usage_columns[] = {
     {"CONNECTED_HOURS", "connected_seconds", CELL_HOURS},
 };
 static const struct column audit_columns[] = {
-    {"ID", "id", CELL_INT},          {"TIME", "time", CELL_TIME},
-    {"ACTOR", "actor", CELL_TEXT},   {"ACTION", "action", CELL_TEXT},
-    {"TARGET", "target", CELL_TEXT}, {"DETAIL", "detail", CELL_TEXT},
+    {"TIME", "time", CELL_ISO_TIME},  {"EVENT", "event", CELL_TEXT},
+    {"USER/ACTOR", NULL, CELL_ACTOR}, {"CLIENT", "client", CELL_TEXT},
+    {"DETAILS", NULL, CELL_DETAILS},
 };
 
 struct view_def {
@@ -1317,7 +1543,7 @@ struct view_def {
 static const struct view_def view_table[] = {
     [VDICTL_VIEW_TEMPLATES] = {"templates", template_columns, ARRAY_SIZE(template_columns), 4},
     [VDICTL_VIEW_TEMPLATE] = {NULL, template_columns, ARRAY_SIZE(template_columns), 0},
-    [VDICTL_VIEW_POOLS] = {"pools", pool_columns, ARRAY_SIZE(pool_columns), 9},
+    [VDICTL_VIEW_POOLS] = {"pools", pool_columns, ARRAY_SIZE(pool_columns), 13},
     [VDICTL_VIEW_POOL] = {NULL, pool_columns, ARRAY_SIZE(pool_columns), 0},
     [VDICTL_VIEW_DESKTOPS] = {"desktops", desktop_columns, ARRAY_SIZE(desktop_columns), 7},
     [VDICTL_VIEW_DESKTOP] = {NULL, desktop_columns, ARRAY_SIZE(desktop_columns), 0},
@@ -1325,6 +1551,9 @@ static const struct view_def view_table[] = {
                                   ARRAY_SIZE(entitlement_columns), ARRAY_SIZE(entitlement_columns)},
     [VDICTL_VIEW_SESSIONS] = {"sessions", session_columns, ARRAY_SIZE(session_columns),
                               ARRAY_SIZE(session_columns)},
+    [VDICTL_VIEW_SESSION_HISTORY] = {"sessions", session_history_columns,
+                                     ARRAY_SIZE(session_history_columns),
+                                     ARRAY_SIZE(session_history_columns)},
     [VDICTL_VIEW_USAGE] = {"usage", usage_columns, ARRAY_SIZE(usage_columns),
                            ARRAY_SIZE(usage_columns)},
     [VDICTL_VIEW_AUDIT] = {"events", audit_columns, ARRAY_SIZE(audit_columns),
@@ -1340,14 +1569,134 @@ static void format_time(long long t, char *buf, size_t size)
         snprintf(buf, size, "-");
 }
 
+static void format_duration(long long secs, bool zero_off, char *buf, size_t size)
+{
+    static const struct {
+        long long seconds;
+        char unit;
+    } units[] = {{DAY_SECONDS, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+
+    if (secs < 0) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    if (secs == 0) {
+        snprintf(buf, size, zero_off ? "off" : "0s");
+        return;
+    }
+    /* the two largest units: 3d4h, 2h30m, 5m12s */
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (secs < units[i].seconds)
+            continue;
+        long long big = secs / units[i].seconds, rest = secs % units[i].seconds;
+        if (i + 1 < ARRAY_SIZE(units) && rest / units[i + 1].seconds > 0)
+            snprintf(buf, size, "%lld%c%lld%c", big, units[i].unit, rest / units[i + 1].seconds,
+                     units[i + 1].unit);
+        else
+            snprintf(buf, size, "%lld%c", big, units[i].unit);
+        return;
+    }
+}
+
+static void format_bytes(uint64_t n, char *buf, size_t size)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (n < 1024) {
+        snprintf(buf, size, "%llu B", (unsigned long long)n);
+        return;
+    }
+    double v = (double)n;
+    size_t i = 0;
+    for (v /= 1024; v >= 1024 && i + 1 < ARRAY_SIZE(units); i++)
+        v /= 1024;
+    snprintf(buf, size, "%.1f %s", v, units[i]);
+}
+
+/* "2026-11-21T04:29:25.123Z" (fraction optional) in local time, or "-". */
+static void format_iso_time(const char *s, char *buf, size_t size)
+{
+    struct tm tm = {0};
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, size, "-");
+    if (!end)
+        return;
+    if (*end == '.')
+        end += 1 + strspn(end + 1, "0123456789");
+    if (strcmp(end, "Z") != 0)
+        return;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || !localtime_r(&t, &tm) ||
+        strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        snprintf(buf, size, "-");
+}
+
+static const char *string_field(struct json_object *row, const char *key)
+{
+    struct json_object *v = NULL;
+    if (!json_object_object_get_ex(row, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* The fields an audit table shows in columns of their own. */
+static bool audit_column_field(const char *key)
+{
+    static const char *const shown[] = {"time", "event", "actor", "user", "client"};
+    for (size_t i = 0; i < ARRAY_SIZE(shown); i++)
+        if (streq(key, shown[i]))
+            return true;
+    return false;
+}
+
+/* "key=value key=value" of the fields no other column shows; malloc'd, or NULL. */
+static char *audit_details(struct json_object *row)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    bool first = true;
+    json_object_object_foreach(row, key, v)
+    {
+        if (audit_column_field(key))
+            continue;
+        fprintf(f, "%s%s=", first ? "" : " ", key);
+        first = false;
+        if (json_object_is_type(v, json_type_string))
+            fputs(json_object_get_string(v), f);
+        else
+            fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), f);
+    }
+    bool bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 /* The text of one cell, sanitized (malloc'd), and its width. */
 static char *cell_text(struct json_object *row, const struct column *col, size_t max, size_t *width)
 {
     struct json_object *v = NULL;
     char buf[64];
     snprintf(buf, sizeof(buf), "-");
-    if (json_object_is_type(row, json_type_object) &&
-        json_object_object_get_ex(row, col->field, &v) && v) {
+    if (!json_object_is_type(row, json_type_object))
+        return sanitize(buf, max, width);
+    if (col->kind == CELL_ACTOR) {
+        const char *s = string_field(row, "actor");
+        if (!s || !*s)
+            s = string_field(row, "user");
+        return sanitize(s && *s ? s : "-", max, width);
+    }
+    if (col->kind == CELL_DETAILS) {
+        _cleanup_(freep) char *d = audit_details(row);
+        if (!d)
+            return NULL;
+        return sanitize(*d ? d : "-", max, width);
+    }
+    if (json_object_object_get_ex(row, col->field, &v) && v) {
         switch (col->kind) {
         case CELL_TEXT:
         case CELL_USAGE_USER:
@@ -1374,6 +1723,23 @@ static char *cell_text(struct json_object *row, const struct column *col, size_t
                     snprintf(buf, sizeof(buf), "%.2f", d / 3600.0);
             }
             break;
+        case CELL_DURATION:
+        case CELL_TIMEOUT:
+            if (json_object_is_type(v, json_type_int))
+                format_duration((long long)json_object_get_int64(v), col->kind == CELL_TIMEOUT, buf,
+                                sizeof(buf));
+            break;
+        case CELL_BYTES:
+            if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0)
+                format_bytes(json_object_get_uint64(v), buf, sizeof(buf));
+            break;
+        case CELL_ISO_TIME:
+            if (json_object_is_type(v, json_type_string))
+                format_iso_time(json_object_get_string(v), buf, sizeof(buf));
+            break;
+        case CELL_ACTOR:
+        case CELL_DETAILS:
+            break;
         }
     }
     return sanitize(buf, max, width);
@@ -1381,7 +1747,8 @@ static char *cell_text(struct json_object *row, const struct column *col, size_t
 
 static bool right_aligned(enum cell_kind k)
 {
-    return k == CELL_INT || k == CELL_HOURS;
+    return k == CELL_INT || k == CELL_HOURS || k == CELL_DURATION || k == CELL_TIMEOUT ||
+           k == CELL_BYTES;
 }
 
 struct cells {
@@ -1498,6 +1865,8 @@ static const char *status_sentence(int status)
         return "conflict";
     case 413:
         return "the request is too large";
+    case 429:
+        return "too many failed logins; try again later";
     case 503:
         return "the broker is at capacity";
     default:
@@ -1526,6 +1895,27 @@ static int unexpected(FILE *err, const char *why)
 {
     fprintf(err, "vdictl: unexpected answer from the server: %s\n", why);
     return VDICTL_EXIT_ERROR;
+}
+
+/* session shadow: the session, and how an admin watches it. */
+static int print_shadow(FILE *out, struct json_object *o, const char *admin)
+{
+    static const struct column id = {"ID", "id", CELL_INT}, user = {"USER", "user", CELL_TEXT},
+                               desktop = {"DESKTOP", "desktop", CELL_TEXT},
+                               state = {"STATE", "state", CELL_TEXT};
+    _cleanup_(freep) char *i = cell_text(o, &id, CELL_MAX, NULL);
+    _cleanup_(freep) char *u = cell_text(o, &user, CELL_MAX, NULL);
+    _cleanup_(freep) char *d = cell_text(o, &desktop, CELL_MAX, NULL);
+    _cleanup_(freep) char *st = cell_text(o, &state, CELL_MAX, NULL);
+    _cleanup_(freep) char *me = sanitize(admin ? admin : "<your-admin-name>", CELL_MAX, NULL);
+    if (!i || !u || !d || !st || !me)
+        return -ENOMEM;
+    fprintf(out,
+            "Session %s: %s on %s (%s)\n"
+            "Connect a VNC client to the broker's VNC port and log in as %s@#%s with your own\n"
+            "password (view only; the user is told unless shadow_policy = silent).\n",
+            i, u, d, st, me, i);
+    return 0;
 }
 
 static int print_usage_period(FILE *out, struct json_object *o)
@@ -1576,7 +1966,9 @@ int vdictl_print_response(const struct vdictl_request *r, const struct http_resp
 
     const struct view_def *v = &view_table[r->view];
     int k;
-    if (v->list_key) {
+    if (r->view == VDICTL_VIEW_SHADOW) {
+        k = print_shadow(out, o, r->user);
+    } else if (v->list_key) {
         struct json_object *list = NULL;
         if (!json_object_object_get_ex(o, v->list_key, &list) ||
             !json_object_is_type(list, json_type_array))
@@ -1723,6 +2115,7 @@ int vdictl_run(int argc, char **argv, FILE *out, FILE *err)
     _cleanup_(freep) char *user_copy = strdup(user); /* getpwuid's buffer is not ours */
     if (!user_copy)
         return VDICTL_EXIT_ERROR;
+    rq.user = user_copy;
 
     _cleanup_(secret_freep) char *password = NULL;
     r = get_password(rq.password_file, user_copy, err, &password);

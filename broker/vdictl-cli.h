@@ -24,10 +24,10 @@ enum vdictl_exit {
     VDICTL_EXIT_ERROR = 1,     /* 5xx, unexpected answer, local failure */
     VDICTL_EXIT_USAGE = 2,     /* bad arguments, or 400 from the server */
     VDICTL_EXIT_CONNECT = 3,   /* cannot connect, TLS or certificate failure */
-    VDICTL_EXIT_AUTH = 4,      /* 401 / 403 */
+    VDICTL_EXIT_AUTH = 4,      /* 401 / 403, and 429 (too many failed logins) */
     VDICTL_EXIT_NOT_FOUND = 5, /* 404 */
     VDICTL_EXIT_CONFLICT = 6,  /* 409 */
-    VDICTL_EXIT_CAPACITY = 7,  /* 503 */
+    VDICTL_EXIT_CAPACITY = 7,  /* 503: at capacity, shutting down, busy */
 };
 
 #define VDICTL_DEFAULT_URL "https://127.0.0.1:8443"
@@ -46,7 +46,9 @@ enum vdictl_view {
     VDICTL_VIEW_DESKTOPS,
     VDICTL_VIEW_DESKTOP,
     VDICTL_VIEW_ENTITLEMENTS,
-    VDICTL_VIEW_SESSIONS,
+    VDICTL_VIEW_SESSIONS,        /* live desktop sessions */
+    VDICTL_VIEW_SESSION_HISTORY, /* the store's connection rows */
+    VDICTL_VIEW_SHADOW,          /* one live session: how to watch it */
     VDICTL_VIEW_USAGE,
     VDICTL_VIEW_AUDIT,
     VDICTL_VIEW_METRICS, /* text, as is */
@@ -54,7 +56,8 @@ enum vdictl_view {
 
 struct vdictl_request {
     /* Global options as given (pointers into argv), NULL / 0 when absent: vdictl_run()
-     * then takes $VDI_URL, $VDI_CA_FILE, $VDI_USER, the login name, the defaults. */
+     * then takes $VDI_URL, $VDI_CA_FILE, $VDI_USER, the login name, the defaults (and sets
+     * user to the name it logs in with, which the shadow view prints). */
     const char *url;
     const char *ca_file;
     const char *user;

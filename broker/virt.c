@@ -720,7 +720,9 @@ static bool same_dir(const char *a, const char *b)
     return la == lb && memcmp(a, b, la) == 0;
 }
 
-static int pool_ensure(struct virt *v, struct virt_error *err)
+/* On v->conn (which the caller holds): *ret_has_storage says whether there is a storage
+ * driver at all. */
+static int pool_ensure(struct virt *v, bool *ret_has_storage, struct virt_error *err)
 {
     virStoragePoolPtr pool;
     int r = 0, active;
@@ -729,10 +731,10 @@ static int pool_ensure(struct virt *v, struct virt_error *err)
     if (!pool && last_error_is(VIR_ERR_NO_SUPPORT)) {
         /* qemu:///embed: no storage driver. */
         virResetLastError();
-        v->has_storage = false;
+        *ret_has_storage = false;
         return 0;
     }
-    v->has_storage = true;
+    *ret_has_storage = true;
 
     if (!pool) {
         _cleanup_(freep) char *xml = NULL;
@@ -950,8 +952,7 @@ static void conn_drop_locked(struct virt *v)
         log_debug("deregistering lifecycle events on %s: %s", v->uri, virGetLastErrorMessage());
     v->event_id = -1;
     if (virConnectUnregisterCloseCallback(v->conn, connection_closed) < 0)
-        log_debug("unregistering the close callback on %s: %s", v->uri,
-                  virGetLastErrorMessage());
+        log_debug("unregistering the close callback on %s: %s", v->uri, virGetLastErrorMessage());
     virResetLastError();
     virConnectClose(v->conn);
     v->conn = NULL;
@@ -973,8 +974,14 @@ static virConnectPtr conn_get(struct virt *v, struct virt_error *err)
             v->reopen_after_ms = now + VIRT_REOPEN_INTERVAL_MS;
             conn_drop_locked(v);
             r = conn_open_locked(v, err);
-            if (r == 0)
+            if (r == 0) {
+                struct virt_error perr = {""};
+                bool has_storage;
                 log_info("libvirt connection %s reopened", v->uri);
+                /* A restarted libvirtd may have left the pool inactive. */
+                if (v->has_storage && pool_ensure(v, &has_storage, &perr) < 0)
+                    log_warning("libvirt connection %s: %s", v->uri, perr.message);
+            }
         }
     }
     if (r == 0 && virConnectRef(v->conn) == 0)
@@ -1094,7 +1101,7 @@ int virt_new(const struct virt_options *o, struct virt **ret, struct virt_error 
         virt_free(v);
         return r;
     }
-    r = pool_ensure(v, err);
+    r = pool_ensure(v, &v->has_storage, err);
     if (r < 0) {
         virt_free(v);
         return r;

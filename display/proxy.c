@@ -1,7 +1,7 @@
 /*
  * The RFB proxy (proxy.h): the downstream side. One libvncserver screen per process, never
  * a listener; its single client is fed through a local socketpair whose other end the
- * caller relays to the real, already authenticated client. See README-proxy.md.
+ * caller relays to the real, already authenticated client. See README.md ("The RFB proxy").
  */
 #include "proxy-internal.h"
 

@@ -1,4 +1,4 @@
-# Owned by the proxy work: defines the vdi_proxy library (proxy.h; README-proxy.md).
+# Owned by the proxy work: defines the vdi_proxy library (proxy.h; README.md).
 
 # The status screen's font: DejaVu Sans (Debian package fonts-dejavu-core) rasterised at
 # build time by vdi-fontgen (FreeType, libfreetype-dev) into a generated C file. Nothing

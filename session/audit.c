@@ -190,8 +190,7 @@ int audit_format(char *buf, int64_t time_ms, const char *event, const struct aud
                  size_t n)
 {
     struct line l = {
-        .buf = buf,
-        .limit = AUDIT_LINE_MAX - (sizeof(truncated_mark) - 1) - 2, /* mark, "}\n" */
+        .buf = buf, .limit = AUDIT_LINE_MAX - (sizeof(truncated_mark) - 1) - 2, /* mark, "}\n" */
     };
     char stamp[64];
     struct tm tm;
@@ -212,8 +211,7 @@ int audit_format(char *buf, int64_t time_ms, const char *event, const struct aud
     put_string(&l, event, true);
     for (size_t i = 0; i < n; i++) {
         const struct audit_field *f = &fields[i];
-        if (!f->key || (!f->is_num && !f->str) || streq(f->key, "time") ||
-            streq(f->key, "event"))
+        if (!f->key || (!f->is_num && !f->str) || streq(f->key, "time") || streq(f->key, "event"))
             continue;
         if (!put_field(&l, f))
             break;

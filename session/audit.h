@@ -21,20 +21,26 @@
  * Thread-safe: each line is built on the caller's stack and goes out in one write() on an
  * O_APPEND descriptor, so lines of concurrent writers (threads or processes) never mix.
  * Rotation by copytruncate works as is (packaging/vdi-audit.logrotate).
+ *
+ * Linux's libaudit, which libpam loads into the broker, has functions named audit_open()
+ * and audit_close() too: had ours these link names, libpam would call them (the program's
+ * symbols come first) and crash. So each function below keeps its name in C and links as
+ * "vdi_<name>" (AUDIT_SYMBOL).
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define AUDIT_LINE_MAX 4096 /* bytes, with the newline */
+#define AUDIT_SYMBOL(name) __asm__("vdi_" #name)
 
 struct audit;
 
 /* Opens (creating with mode 0600) path for appending. path NULL: no file, syslog only.
  * Returns 0 or a negative errno from open(). */
-int audit_open(const char *path, bool to_syslog, struct audit **ret);
+int audit_open(const char *path, bool to_syslog, struct audit **ret) AUDIT_SYMBOL(audit_open);
 /* NULL ok. */
-void audit_close(struct audit *a);
+void audit_close(struct audit *a) AUDIT_SYMBOL(audit_close);
 static inline void audit_closep(struct audit **a)
 {
     audit_close(*a);
@@ -57,13 +63,14 @@ struct audit_field {
  * log's own). a NULL: nothing happens (returns 0), so callers need no checks.
  * Returns 0, -EINVAL (event NULL or ""), or the write's negative errno; the first failure
  * after a success is also logged, so a full disk is noticed once rather than per event. */
-int audit_event(struct audit *a, const char *event, ...) __attribute__((sentinel));
+int audit_event(struct audit *a, const char *event, ...) AUDIT_SYMBOL(audit_event)
+    __attribute__((sentinel));
 /* The same with typed fields (n of them). */
 int audit_event_fields(struct audit *a, const char *event, const struct audit_field *fields,
-                       size_t n);
+                       size_t n) AUDIT_SYMBOL(audit_event_fields);
 
 /* Formats one line as audit_event_fields() would write it (with the newline and a NUL) into
  * buf of AUDIT_LINE_MAX + 1 bytes, with time_ms (unix milliseconds) as its time. Returns
  * the line's length, or -EINVAL. For tests and for writers of their own. */
 int audit_format(char *buf, int64_t time_ms, const char *event, const struct audit_field *fields,
-                 size_t n);
+                 size_t n) AUDIT_SYMBOL(audit_format);

@@ -47,6 +47,7 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "status-screen-internal.h"
 #include "util.h"
 
 #define STATUS_W 800
@@ -505,7 +506,8 @@ static struct proxy *new_proxy(int *client_fd)
     struct proxy_options opts = {.width = STATUS_W,
                                  .height = STATUS_H,
                                  .desktop_name = "test desktop",
-                                 .client_write_timeout_ms = 5000};
+                                 .client_write_timeout_ms = 5000,
+                                 .input_wake_ms = 60000};
     struct proxy *p = NULL;
     assert_int_equal(proxy_new(&opts, &p, client_fd), 0);
     assert_non_null(p);
@@ -637,8 +639,38 @@ struct fake_vm {
     int width, height;
     bool garbage_in_handshake;
     bool picture; /* serve a colour gradient instead of breaking the protocol */
+    int again_fd; /* eventfd: serve the gradient again, inverted (fake_vm_send_inverted) */
+    bool saw_eof; /* atomic: the proxy closed the connection */
     pthread_t thread;
 };
+
+/* The gradient, or its inverse, as one full-screen Raw FramebufferUpdate. */
+static void fake_vm_send_picture(struct fake_vm *f, bool inverted, uint64_t deadline)
+{
+    size_t n = (size_t)f->width * (size_t)f->height * 4;
+    uint8_t *msg = malloc(16 + n);
+    if (!msg)
+        return;
+    static const uint8_t hdr[16] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(msg, hdr, sizeof(hdr));
+    msg[8] = (uint8_t)(f->width >> 8);
+    msg[9] = (uint8_t)f->width;
+    msg[10] = (uint8_t)(f->height >> 8);
+    msg[11] = (uint8_t)f->height;
+    for (int y = 0; y < f->height; y++)
+        for (int x = 0; x < f->width; x++) {
+            uint8_t *q = msg + 16 + ((size_t)y * (size_t)f->width + (size_t)x) * 4;
+            uint32_t rgb = gradient_rgb(x, y, f->width, f->height);
+            if (inverted)
+                rgb ^= 0xffffff;
+            q[0] = (uint8_t)(rgb >> 16);
+            q[1] = (uint8_t)(rgb >> 8);
+            q[2] = (uint8_t)rgb;
+            q[3] = 0;
+        }
+    (void)fd_write_full(f->fd, msg, 16 + n, deadline);
+    free(msg);
+}
 
 static void *fake_vm_thread(void *arg)
 {
@@ -684,27 +716,7 @@ static void *fake_vm_thread(void *arg)
     (void)!read(f->fd, buf, sizeof(buf));
 
     if (f->picture) {
-        size_t n = (size_t)f->width * (size_t)f->height * 4;
-        uint8_t *msg = malloc(16 + n);
-        if (!msg)
-            return NULL;
-        static const uint8_t hdr[16] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-        memcpy(msg, hdr, sizeof(hdr));
-        msg[8] = (uint8_t)(f->width >> 8);
-        msg[9] = (uint8_t)f->width;
-        msg[10] = (uint8_t)(f->height >> 8);
-        msg[11] = (uint8_t)f->height;
-        for (int y = 0; y < f->height; y++)
-            for (int x = 0; x < f->width; x++) {
-                uint8_t *q = msg + 16 + ((size_t)y * (size_t)f->width + (size_t)x) * 4;
-                uint32_t rgb = gradient_rgb(x, y, f->width, f->height);
-                q[0] = (uint8_t)(rgb >> 16);
-                q[1] = (uint8_t)(rgb >> 8);
-                q[2] = (uint8_t)rgb;
-                q[3] = 0;
-            }
-        (void)fd_write_full(f->fd, msg, 16 + n, deadline);
-        free(msg);
+        fake_vm_send_picture(f, false, deadline);
 
         /* A 8x10 pointer shape (RichCursor, hotspot 1,2): pixels, then a 1-bit mask. */
         uint8_t cur[16 + 8 * 10 * 4 + 10] = {0, 0, 0, 1,  0,    1,    0,    2,
@@ -712,9 +724,21 @@ static void *fake_vm_thread(void *arg)
         memset(cur + 16, 0xaa, 8 * 10 * 4);
         memset(cur + 16 + 8 * 10 * 4, 0xf0, 10);
         (void)fd_write_full(f->fd, cur, sizeof(cur), deadline);
-        while (read(f->fd, buf, sizeof(buf)) > 0)
-            ;
-        return NULL;
+        for (;;) {
+            struct pollfd fds[2] = {{.fd = f->fd, .events = POLLIN},
+                                    {.fd = f->again_fd, .events = POLLIN}};
+            if (poll(fds, 2, -1) < 0 && errno != EINTR)
+                return NULL;
+            if (fds[1].revents) {
+                uint64_t v;
+                (void)!read(f->again_fd, &v, sizeof(v));
+                fake_vm_send_picture(f, true, now_ms() + 10000);
+            }
+            if (fds[0].revents && read(f->fd, buf, sizeof(buf)) <= 0) {
+                __atomic_store_n(&f->saw_eof, true, __ATOMIC_RELEASE);
+                return NULL;
+            }
+        }
     }
 
     /* Break the protocol: message type 0x77 does not exist. */
@@ -734,7 +758,15 @@ static void fake_vm_start(struct fake_vm *f, int *proxy_side)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     f->fd = sv[0];
     *proxy_side = sv[1];
+    f->again_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(f->again_fd >= 0);
     assert_int_equal(pthread_create(&f->thread, NULL, fake_vm_thread, f), 0);
+}
+
+static void fake_vm_send_inverted(struct fake_vm *f)
+{
+    uint64_t one = 1;
+    assert_int_equal(write(f->again_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
 }
 
 static void fake_vm_stop(struct fake_vm *f)
@@ -742,6 +774,7 @@ static void fake_vm_stop(struct fake_vm *f)
     shutdown(f->fd, SHUT_RDWR);
     pthread_join(f->thread, NULL);
     safe_close(f->fd);
+    safe_close(f->again_fd);
 }
 
 static void test_garbage_after_handshake(void **state)
@@ -917,6 +950,200 @@ static void test_gradient_tight_jpeg(void **state)
     run_gradient("tight", true);
 }
 
+/* ------------------------------------------ view-only, notice banner, close */
+
+static bool fd_readable(int fd, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return poll(&pfd, 1, timeout_ms) == 1;
+}
+
+/* A shadowing admin: keys, pointer and cut text are dropped and count as no input. */
+static void test_view_only(void **state)
+{
+    (void)state;
+    int client_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    proxy_set_view_only(p, true);
+    struct user u;
+    user_start(&u, client_fd, "raw", false);
+    expect_status_screen(&u, 0);
+    int vnc = connect_unix(qemu.vnc);
+    assert_true(vnc >= 0);
+    assert_int_equal(proxy_attach_upstream(p, vnc), 0);
+    expect_matches_qemu(&u, 0);
+
+    int before = count_trace_key_events();
+    assert_true(SendKeyEvent(u.c, XK_b, TRUE));
+    assert_true(SendKeyEvent(u.c, XK_b, FALSE));
+    assert_true(SendPointerEvent(u.c, 30, 30, 1));
+    assert_true(SendPointerEvent(u.c, 31, 30, 0));
+    char text[] = "secret";
+    assert_true(SendClientCutText(u.c, text, (int)strlen(text)));
+    assert_true(user_pump(&u, 1000));
+    assert_int_equal(count_trace_key_events(), before);
+    assert_true(proxy_last_input_ms(p) == 0);
+    assert_false(fd_readable(proxy_input_fd(p), 0));
+
+    /* Not view-only any more: the same keys arrive, count, and wake the input fd. */
+    proxy_set_view_only(p, false);
+    uint64_t t0 = now_ms();
+    assert_true(SendKeyEvent(u.c, XK_b, TRUE));
+    assert_true(SendKeyEvent(u.c, XK_b, FALSE));
+    uint64_t deadline = now_ms() + 5000;
+    while (count_trace_key_events() < before + 2 && now_ms() < deadline)
+        assert_true(user_pump(&u, 50));
+    assert_true(count_trace_key_events() >= before + 2);
+    assert_true(proxy_last_input_ms(p) >= t0);
+    assert_true(fd_readable(proxy_input_fd(p), 0));
+
+    user_stop(&u);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+/* w x h in the framebuffer format (R, G, B, unused). */
+static uint8_t *gradient_picture(int w, int h, bool inverted)
+{
+    uint8_t *fb = malloc((size_t)w * (size_t)h * 4);
+    assert_non_null(fb);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint32_t rgb = gradient_rgb(x, y, w, h) ^ (inverted ? 0xffffffu : 0);
+            uint8_t *q = fb + ((size_t)y * (size_t)w + (size_t)x) * 4;
+            q[0] = (uint8_t)(rgb >> 16);
+            q[1] = (uint8_t)(rgb >> 8);
+            q[2] = (uint8_t)rgb;
+            q[3] = 0;
+        }
+    return fb;
+}
+
+/* What the proxy draws for a notice (the code vdi-render-status uses too). */
+static int overlay_banner(uint8_t *fb, int w, int h, const char *text)
+{
+    int bh = status_screen_banner_height(w, h, text);
+    status_screen_render_banner(fb, w, bh, (size_t)w * 4, text);
+    return bh;
+}
+
+/* Waits until the client shows exactly want (w x h). */
+static void expect_picture(struct user *u, const uint8_t *want, int w, int h, const char *name)
+{
+    long bad = -1;
+    uint64_t deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        assert_true(user_pump(u, 100));
+        if (u->c->width != w || u->c->height != h)
+            continue;
+        bad = 0;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                const uint8_t *q = want + ((size_t)y * (size_t)w + (size_t)x) * 4;
+                uint32_t rgb = (uint32_t)q[0] << 16 | (uint32_t)q[1] << 8 | q[2];
+                if (px_rgb(u->c, x, y) != rgb)
+                    bad++;
+            }
+        if (bad == 0)
+            break;
+    }
+    dump_client(u->c, name);
+    if (bad != 0)
+        fail_msg("%s: client %dx%d, %ld pixels differ from the expected %dx%d", name, u->c->width,
+                 u->c->height, bad, w, h);
+}
+
+/* NOTICE: a banner over the VM's picture, kept on top while the VM redraws underneath,
+ * removed with the VM's pixels restored exactly. */
+static void test_notice_banner(void **state)
+{
+    (void)state;
+    static const char notice[] = "Maintenance at 18:00: please save your work";
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "raw", false);
+    expect_status_screen(&u, 0);
+    /* A notice before the VM's display is kept for later, not drawn on the status screen. */
+    assert_int_equal(proxy_show_notice(p, "early"), 0);
+    assert_int_equal(proxy_show_notice(p, ""), 0);
+
+    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    uint8_t *plain = gradient_picture(f.width, f.height, false);
+    expect_picture(&u, plain, f.width, f.height, "notice-0-vm");
+
+    assert_int_equal(proxy_show_notice(p, notice), 0);
+    uint8_t *want = gradient_picture(f.width, f.height, false);
+    int bh = overlay_banner(want, f.width, f.height, notice);
+    fprintf(stderr, "banner: %d rows at 320x200\n", bh);
+    assert_true(bh > 20 && bh < f.height / 2);
+    expect_picture(&u, want, f.width, f.height, "notice-1-banner");
+
+    /* The VM redraws the whole screen: the banner stays on top. */
+    fake_vm_send_inverted(&f);
+    uint8_t *inverted = gradient_picture(f.width, f.height, true);
+    memcpy(want, inverted, (size_t)f.width * (size_t)f.height * 4);
+    overlay_banner(want, f.width, f.height, notice);
+    expect_picture(&u, want, f.width, f.height, "notice-2-redrawn");
+
+    /* "" removes it: the VM's current pixels come back. */
+    assert_int_equal(proxy_show_notice(p, ""), 0);
+    expect_picture(&u, inverted, f.width, f.height, "notice-3-removed");
+    assert_false(event_fd_fired(p, 0));
+
+    free(plain);
+    free(want);
+    free(inverted);
+    user_stop(&u);
+    fake_vm_stop(&f);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+/* CLOSE while the VM is shown: the VM's display is closed and the reason replaces it at
+ * the current size; the proxy itself does not end (the session lingers, then frees it). */
+static void test_close_desktop(void **state)
+{
+    (void)state;
+    static const char reason[] = "Your session was taken over by another login.";
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "zrle", false);
+    expect_status_screen(&u, 0);
+    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    uint8_t *want = gradient_picture(f.width, f.height, false);
+    expect_picture(&u, want, f.width, f.height, "close-0-vm");
+    assert_int_equal(proxy_show_notice(p, "soon"), 0);
+
+    assert_int_equal(proxy_close_desktop(p, reason), 0);
+    status_screen_render(want, f.width, f.height, (size_t)f.width * 4, reason);
+    expect_picture(&u, want, f.width, f.height, "close-1-reason");
+    uint64_t deadline = now_ms() + 5000;
+    while (!__atomic_load_n(&f.saw_eof, __ATOMIC_ACQUIRE) && now_ms() < deadline)
+        usleep(20 * 1000);
+    assert_true(__atomic_load_n(&f.saw_eof, __ATOMIC_ACQUIRE));
+    assert_false(event_fd_fired(p, 300));
+    assert_null(proxy_end_reason(p));
+    /* Input after the close goes nowhere; the VM's pixels never come back. */
+    assert_true(SendKeyEvent(u.c, XK_c, TRUE));
+    assert_true(user_pump(&u, 300));
+    expect_picture(&u, want, f.width, f.height, "close-2-still");
+
+    free(want);
+    user_stop(&u);
+    fake_vm_stop(&f);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
 static int count_open_fds(void)
 {
     int n = 0;
@@ -1051,6 +1278,9 @@ int main(void)
         cmocka_unit_test(test_gradient_tight_jpeg),
         cmocka_unit_test(test_stalled_client),
         cmocka_unit_test(test_resize_before_set_encodings),
+        cmocka_unit_test(test_view_only),
+        cmocka_unit_test(test_notice_banner),
+        cmocka_unit_test(test_close_desktop),
     };
     int fds_before = count_open_fds();
     int r = cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -324,3 +324,79 @@ vms_destroy() {
     local d
     for d in $(virsh_e list --name); do virsh_e destroy "$d" >/dev/null; done
 }
+
+# ---- sessions tests (test-sessions.sh, test-lifecycle.sh, test-throttle.sh,
+# test-restart.sh) ----
+
+RENDER_STATUS=${RENDER_STATUS:-$VDI_BUILD_DIR/tests/integration/e2e/vdi-render-status}
+
+# expect_screen NAME FRAME.ppm TEXT: FRAME (what a client saw last, e.g. when it was
+# closed) is the status screen showing TEXT, as vdi-session draws it.
+expect_screen() {
+    local name=$1 frame=$2 text=$3 w h out
+    [ -x "$RENDER_STATUS" ] || abort "prerequisites" "$RENDER_STATUS is not built"
+    if [ ! -s "$frame" ]; then
+        fail "$name" "no frame saved in $frame"
+        return
+    fi
+    read -r w h < <(identify -format '%w %h\n' "$frame")
+    "$RENDER_STATUS" "$w" "$h" "$text" "$frame.expected.ppm" || abort "$name" "render failed"
+    out=$(client compare "$frame" "$frame.expected.ppm" --tolerance 0)
+    if grep -q '^differing-pixels: 0$' <<<"$out"; then
+        pass "$name: \"$text\""
+    else
+        fail "$name" "the screen is not \"$text\" ($out; see $frame)"
+    fi
+}
+
+# audit_has NAME JQ-FILTER: some line of the audit log matches (jq -e on each line).
+audit_has() {
+    local name=$1 filter=$2
+    if jq -ce "select($filter)" "$STATE/audit.log" 2>/dev/null | grep -q .; then
+        pass "audit: $name"
+    else
+        fail "audit: $name" "no line matches $filter in $STATE/audit.log"
+    fi
+}
+
+# session_id_of USER: the live desktop session of USER (vdictl session list --json).
+session_id_of() {
+    vdictl_admin --json session list | jq -r --arg u "$1" '[.sessions[] | select(.user == $u)][0].id // empty'
+}
+
+# system_libvirt_up: makes sure libvirtd answers on qemu:///system (starting virtlogd and
+# libvirtd when none does; stopped again by system_libvirt_down).
+SYS=qemu:///system
+STARTED_DAEMONS=()
+virsh_s() { virsh -q -c "$SYS" "$@" 2>>"$T/logs/virsh.log"; }
+system_libvirt_up() {
+    local i
+    if ! virsh -c "$SYS" version >/dev/null 2>&1; then
+        command -v libvirtd >/dev/null || abort "prerequisites" "libvirtd missing (libvirt-daemon-system)"
+        mkdir -p /var/log/libvirt /var/run/libvirt
+        if ! pgrep -x virtlogd >/dev/null; then
+            virtlogd -d && STARTED_DAEMONS+=(virtlogd)
+        fi
+        libvirtd -d && STARTED_DAEMONS+=(libvirtd)
+        for ((i = 0; i < 100; i++)); do
+            virsh -c "$SYS" version >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+    fi
+    virsh -c "$SYS" version >/dev/null 2>&1 || abort "libvirtd answers" "qemu:///system unreachable"
+    pass "libvirtd answers on $SYS${STARTED_DAEMONS[*]:+ (started: ${STARTED_DAEMONS[*]})}"
+}
+# system_libvirt_down PREFIX: removes the domains named PREFIX* and the vdi-disks pool of
+# this test, and stops the daemons system_libvirt_up started.
+system_libvirt_down() {
+    local d
+    for d in $(virsh_s list --all --name | grep "^$1"); do
+        virsh_s destroy "$d" >/dev/null
+        virsh_s undefine "$d" --nvram >/dev/null || virsh_s undefine "$d" >/dev/null
+    done
+    if virsh_s pool-dumpxml vdi-disks 2>/dev/null | grep -q "<path>/tmp/vdi-e2e-"; then
+        virsh_s pool-destroy vdi-disks >/dev/null
+        virsh_s pool-undefine vdi-disks >/dev/null
+    fi
+    for d in "${STARTED_DAEMONS[@]}"; do pkill -x "$d"; done
+}

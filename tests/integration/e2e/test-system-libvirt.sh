@@ -10,47 +10,15 @@
 source "$(dirname "$0")/lib.sh"
 e2e_begin system_libvirt
 
-SYS=qemu:///system
-virsh_s() { virsh -q -c "$SYS" "$@" 2>>"$T/logs/virsh.log"; }
-STARTED_DAEMONS=()
-
-# Our objects on the shared daemon: desktops of pool "sys" and the storage pool.
-sys_cleanup() {
-    local d
-    for d in $(virsh_s list --all --name | grep '^vdi-sys-'); do
-        virsh_s destroy "$d" >/dev/null
-        virsh_s undefine "$d" --nvram >/dev/null || virsh_s undefine "$d" >/dev/null
-    done
-    if virsh_s pool-dumpxml vdi-disks 2>/dev/null | grep -q "<path>/tmp/vdi-e2e-"; then
-        virsh_s pool-destroy vdi-disks >/dev/null
-        virsh_s pool-undefine vdi-disks >/dev/null
-    fi
-    for d in "${STARTED_DAEMONS[@]}"; do pkill -x "$d"; done
-}
 sys_exit() {
     local status=$?
-    sys_cleanup
+    system_libvirt_down vdi-sys-
     (exit "$status")
     e2e_cleanup
 }
 trap sys_exit EXIT
-
-if ! virsh -c "$SYS" version >/dev/null 2>&1; then
-    command -v libvirtd >/dev/null || abort "prerequisites" "libvirtd missing (libvirt-daemon-system)"
-    mkdir -p /var/log/libvirt /var/run/libvirt
-    if ! pgrep -x virtlogd >/dev/null; then
-        virtlogd -d && STARTED_DAEMONS+=(virtlogd)
-    fi
-    libvirtd -d && STARTED_DAEMONS+=(libvirtd)
-    for ((i = 0; i < 100; i++)); do
-        virsh -c "$SYS" version >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-fi
-virsh -c "$SYS" version >/dev/null 2>&1 || abort "libvirtd answers" "qemu:///system unreachable"
-pass "libvirtd answers on $SYS${STARTED_DAEMONS[*]:+ (started: ${STARTED_DAEMONS[*]})}"
-sys_cleanup_pool_only() { STARTED_DAEMONS=() sys_cleanup; }
-sys_cleanup_pool_only # leftovers of an earlier run that was killed
+system_libvirt_up
+(STARTED_DAEMONS=() && system_libvirt_down vdi-sys-) # leftovers of an earlier run that was killed
 
 broker_start "$T/state" libvirt_uri=$SYS
 H=127.0.0.1:$PORT

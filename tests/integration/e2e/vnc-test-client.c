@@ -8,7 +8,11 @@
  * client gets. "compare" compares two images.
  *
  *   vnc-test-client session HOST:PORT --ca FILE --user U (--password P | --password-file F)
- *                   [--security vencrypt|none|vncauth] [--timeout S] [ACTION]...
+ *                   [--security vencrypt|none|vncauth] [--timeout S] [--encodings E]
+ *                   [--source ADDR] [ACTION]...
+ *     --source ADDR        connect from this local address (e.g. 127.0.0.2: another
+ *                          "client" as the server sees it); the socket is bound and
+ *                          connected here, then handed to libvncclient
  *     --settle MS          wait until the picture has not changed for MS milliseconds
  *     --wait-file F:TEXT   wait until file F contains TEXT (the connection stays serviced)
  *     --wait-size WxH      wait until the framebuffer has this size
@@ -16,6 +20,10 @@
  *                          most TOL differing pixels (default 0)
  *     --type TEXT          type TEXT as key events; "\n" is Return, "\\" a backslash
  *     --sleep MS           keep servicing the connection for MS milliseconds
+ *     --wait-closed MS     keep servicing until the server closes the connection (prints
+ *                          "closed: after N ms"); exit 6 when it is still open after MS.
+ *                          Later --save/--expect use the last picture received before the
+ *                          close (e.g. the reason screen); other actions then fail (exit 2)
  *     --save FILE          write the framebuffer as a binary PPM
  *   vnc-test-client raw-security HOST:PORT [--choose N] [--timeout S]
  *     prints "version: ...", "security-types: 19 ..." and with --choose, sends type N even
@@ -294,6 +302,7 @@ static struct {
     int ref_w, ref_h;
     int64_t last_change_ms;
     long updates;
+    bool closed; /* the server closed the connection (--wait-closed) */
 } st;
 
 __attribute__((format(printf, 1, 2))) static void client_log(const char *fmt, ...)
@@ -392,24 +401,70 @@ static void fb_to_image(rfbClient *cl, struct image *img)
     }
 }
 
-/* Services the connection for up to ms milliseconds (0: just what is pending). */
-static void pump(rfbClient *cl, int ms)
+/* Services the connection for up to ms milliseconds (0: just what is pending). Returns
+ * false when the connection is lost (the framebuffer keeps the last picture). */
+static bool pump_until_lost(rfbClient *cl, int ms)
 {
     int64_t end = now_ms() + ms;
     do {
         int64_t left = end - now_ms();
         int r = WaitForMessage(cl, (unsigned)(left > 0 ? (left > 100 ? 100 : left) : 0) * 1000);
         if (r < 0)
-            die(EXIT_CONNECT, "connection lost: %s", st.last_log);
+            return false;
         if (r > 0 || cl->buffered) {
             if (!HandleRFBServerMessage(cl))
-                die(EXIT_CONNECT, "connection lost: %s", st.last_log);
+                return false;
             /* 0.9.14: WaitForMessage does not see bytes already buffered. */
             while (cl->buffered)
                 if (!HandleRFBServerMessage(cl))
-                    die(EXIT_CONNECT, "connection lost: %s", st.last_log);
+                    return false;
         }
     } while (now_ms() < end);
+    return true;
+}
+
+static void pump(rfbClient *cl, int ms)
+{
+    if (st.closed)
+        die(EXIT_CONNECT, "the server closed the connection");
+    if (!pump_until_lost(cl, ms))
+        die(EXIT_CONNECT, "connection lost: %s", st.last_log);
+}
+
+/* A TCP socket bound to source, connected to host:port within timeout_s (blocking again
+ * afterwards), for libvncclient (client->sock with listenSpecified). */
+static int connect_from(const char *source, const char *host, int port, int timeout_s)
+{
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *src, *dst;
+    char ports[16];
+    if (getaddrinfo(source, NULL, &hints, &src) != 0)
+        die(EXIT_USAGE, "--source %s is not a numeric address", source);
+    hints = (struct addrinfo){.ai_family = src->ai_family, .ai_socktype = SOCK_STREAM};
+    snprintf(ports, sizeof(ports), "%d", port);
+    if (getaddrinfo(host, ports, &hints, &dst) != 0)
+        die(EXIT_CONNECT, "cannot resolve %s for --source %s", host, source);
+    int fd = socket(src->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, src->ai_addr, src->ai_addrlen) < 0)
+        die(EXIT_CONNECT, "cannot bind to %s: %s", source, strerror(errno));
+    if (connect(fd, dst->ai_addr, dst->ai_addrlen) < 0) {
+        if (errno != EINPROGRESS)
+            die(EXIT_CONNECT, "cannot connect to %s:%d from %s: %s", host, port, source,
+                strerror(errno));
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (poll(&p, 1, timeout_s * 1000) != 1)
+            die(EXIT_CONNECT, "cannot connect to %s:%d from %s: timeout", host, port, source);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)
+            die(EXIT_CONNECT, "cannot connect to %s:%d from %s: %s", host, port, source,
+                strerror(err));
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+        die(EXIT_CONNECT, "fcntl: %s", strerror(errno));
+    freeaddrinfo(src);
+    freeaddrinfo(dst);
+    return fd;
 }
 
 static bool file_contains(const char *path, const char *text)
@@ -494,7 +549,7 @@ static int cmd_session(int argc, char **argv)
     char *host;
     int port, timeout = 120;
     split_host_port(argv[0], &host, &port);
-    const char *security = "vencrypt", *encodings = NULL;
+    const char *security = "vencrypt", *encodings = NULL, *source = NULL;
     int i = 1;
     /* Connection options come first; the rest are actions. */
     for (; i < argc; i++) {
@@ -513,6 +568,8 @@ static int cmd_session(int argc, char **argv)
             timeout = atoi(v);
         else if (!strcmp(a, "--encodings") && v)
             encodings = v;
+        else if (!strcmp(a, "--source") && v)
+            source = v;
         else
             break;
         i++;
@@ -548,6 +605,11 @@ static int cmd_session(int argc, char **argv)
         cl->appData.encodingsString = encodings;
     uint32_t schemes[] = {scheme, 0};
     SetClientAuthSchemes(cl, schemes, 1);
+    if (source) {
+        /* serverHost stays set: VeNCrypt X509 checks the certificate against it. */
+        cl->sock = connect_from(source, host, port, cl->connectTimeout);
+        cl->listenSpecified = TRUE;
+    }
 
     int64_t t0 = now_ms();
     if (!rfbInitClient(cl, NULL, NULL)) { /* frees cl */
@@ -604,7 +666,7 @@ static int cmd_session(int argc, char **argv)
             for (;;) {
                 fb_to_image(cl, &img);
                 d = image_diff(&img, &want);
-                if ((d >= 0 && d <= tol) || now_ms() > end)
+                if ((d >= 0 && d <= tol) || now_ms() > end || st.closed)
                     break;
                 pump(cl, 200);
             }
@@ -623,8 +685,18 @@ static int cmd_session(int argc, char **argv)
             printf("typed: %zu chars\n", strlen(v));
         } else if (!strcmp(a, "--sleep")) {
             pump(cl, atoi(v));
+        } else if (!strcmp(a, "--wait-closed")) {
+            int64_t since = now_ms(), end = since + atoi(v);
+            while (!st.closed && now_ms() < end) {
+                int64_t left = end - now_ms();
+                st.closed = !pump_until_lost(cl, left > 100 ? 100 : (int)left);
+            }
+            if (!st.closed)
+                die(EXIT_EXPECT, "the server did not close the connection within %s ms", v);
+            printf("closed: after %" PRId64 " ms\n", now_ms() - since);
         } else if (!strcmp(a, "--save")) {
-            pump(cl, 0);
+            if (!st.closed)
+                pump(cl, 0);
             fb_to_image(cl, &img);
             if (!image_save(v, &img))
                 die(EXIT_USAGE, "cannot write %s", v);

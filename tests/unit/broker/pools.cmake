@@ -30,3 +30,6 @@ if(VDI_SANITIZE)
   list(APPEND pools_env ASAN_OPTIONS=verify_asan_link_order=0 NSS_WRAPPER_DISABLE_DEEPBIND=1)
 endif()
 set_tests_properties(test_pools PROPERTIES ENVIRONMENT "${pools_env}")
+# Desktops that stop by themselves (pools-events.c): stop actions, crash back-off, FAILED.
+vdi_unit_test(test_pools_events SOURCES test_pools_events.c LIBS vdi_broker_pools)
+set_tests_properties(test_pools_events PROPERTIES ENVIRONMENT "${pools_env}")

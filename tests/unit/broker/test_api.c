@@ -212,16 +212,16 @@ static int group_teardown(void **state)
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-/* One request; returns the status, *ret_body (may be NULL) the body to free. */
-static int call_as(const char *user, const char *password, const char *method, const char *path,
-                   const char *body, char **ret_body)
+/* One request to target; returns the status, *ret_body (may be NULL) the body to free. */
+static int call_at(const struct http_target *target, const char *user, const char *password,
+                   const char *method, const char *path, const char *body, char **ret_body)
 {
     struct http_request req = {
         .method = method, .path = path, .user = user, .password = password, .body = body};
     struct http_response resp = {0};
     char err[256] = "";
 
-    int r = http_request(&T.target, &req, now_ms() + 20000, &resp, err, sizeof(err));
+    int r = http_request(target, &req, now_ms() + 20000, &resp, err, sizeof(err));
     if (r < 0) {
         fprintf(stderr, "http_request %s %s: %s\n", method, path, err);
         return r;
@@ -231,6 +231,12 @@ static int call_as(const char *user, const char *password, const char *method, c
         *ret_body = TAKE_PTR(resp.body);
     http_response_done(&resp);
     return status;
+}
+
+static int call_as(const char *user, const char *password, const char *method, const char *path,
+                   const char *body, char **ret_body)
+{
+    return call_at(&T.target, user, password, method, path, body, ret_body);
 }
 
 static int call(const char *method, const char *path, const char *body, char **ret_body)
@@ -1137,6 +1143,89 @@ static void test_audit_read(void **state)
     unlink(path);
 }
 
+/* Brute force on the admin API: a server of its own with a strict throttle (a second
+ * failure costs a minute, the fourth locks for five), so the shared one stays usable. */
+static void test_throttle(void **state)
+{
+    (void)state;
+    char audit_path[256], *body = NULL, headers[4096];
+    struct audit *audit = NULL;
+    struct throttle *throttle = NULL;
+    struct api *a = NULL;
+    uint16_t port = 0;
+    struct throttle_options to;
+
+    throttle_options_default(&to);
+    to.free_failures = 1;
+    to.delay_base_ms = 60000;
+    to.delay_max_ms = 60000;
+    to.lockout_failures = 4;
+    to.lockout_s = 300;
+    assert_int_equal(throttle_new(&to, &throttle), 0);
+    snprintf(audit_path, sizeof(audit_path), "%s/throttle-audit.log", T.pki.dir);
+    assert_int_equal(audit_open(audit_path, false, &audit), 0);
+    assert_int_equal(start_api_with("127.0.0.1", 0, audit, audit_path, throttle, &a, &port), 0);
+    struct http_target t = T.target;
+    t.port = port;
+
+    /* two wrong passwords are checked; the second costs a minute */
+    assert_int_equal(call_at(&t, "nobody", "x", "GET", "/api/v1/pools", NULL, NULL), 401);
+    assert_int_equal(call_at(&t, "nobody", "y", "GET", "/api/v1/pools", NULL, NULL), 401);
+    /* then even the right password from that address is refused unchecked */
+    assert_int_equal(call_at(&t, ADMIN, ADMIN_PW, "GET", "/api/v1/pools", NULL, &body), 429);
+    assert_non_null(strstr(body, "Too many failed logins; try again in 60 seconds"));
+    free(body);
+    body = NULL;
+    /* the refusal counts: the fourth attempt locks the address for five minutes */
+    assert_int_equal(call_at(&t, ADMIN, ADMIN_PW, "GET", "/api/v1/pools", NULL, &body), 429);
+    assert_non_null(strstr(body, "try again in 300 seconds"));
+    free(body);
+    /* no credentials: nothing to throttle, the usual 401 */
+    assert_int_equal(call_at(&t, NULL, NULL, "GET", "/api/v1/pools", NULL, NULL), 401);
+    if (curl_headers_at(port, "-u " ADMIN ":" ADMIN_PW, "/api/v1/pools", headers,
+                        sizeof(headers))) {
+        assert_non_null(strstr(headers, " 429"));
+        char *retry = strstr(headers, "Retry-After: ");
+        assert_non_null(retry);
+        long secs = strtol(retry + 13, NULL, 10);
+        assert_true(secs > 0 && secs <= 300);
+    }
+    api_stop(a);
+    audit_close(audit);
+    struct throttle_stats st;
+    throttle_stats(throttle, &st);
+    assert_true(st.delayed >= 1);
+    assert_true(st.locked >= 1);
+    throttle_free(throttle);
+
+    /* what the audit log has: two failures, a throttled and a locked attempt, from "api" */
+    struct api_audit_query q = {.until = INT64_MAX, .limit = 100, .event = "login"};
+    struct json_object *o = NULL, *events, *e;
+    assert_int_equal(api_audit_read(audit_path, &q, &o), 0);
+    events = list(o, "events");
+    e = find(events, "event", "login.failure");
+    assert_non_null(e);
+    assert_string_equal(str(e, "user"), "nobody");
+    assert_string_equal(str(e, "reason"), "wrong-password");
+    assert_string_equal(str(e, "source"), "api");
+    e = find(events, "event", "login.throttled");
+    assert_non_null(e);
+    assert_string_equal(str(e, "user"), ADMIN);
+    assert_string_equal(str(e, "client"), "127.0.0.1");
+    assert_string_equal(str(e, "source"), "api");
+    assert_string_equal(str(e, "by"), "address");
+    assert_int_equal(num(e, "wait_s"), 60);
+    e = find(events, "event", "login.locked");
+    assert_non_null(e);
+    assert_int_equal(num(e, "wait_s"), 300);
+    size_t failures = 0;
+    for (size_t i = 0; i < json_object_array_length(events); i++)
+        failures += streq(str(json_object_array_get_idx(events, i), "event"), "login.failure");
+    assert_int_equal(failures, 2);
+    json_object_put(o);
+    unlink(audit_path);
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -1267,7 +1356,8 @@ int main(void)
         cmocka_unit_test(test_bad_requests), cmocka_unit_test(test_routes),
         cmocka_unit_test(test_desktops),     cmocka_unit_test(test_entitlements),
         cmocka_unit_test(test_sessions),     cmocka_unit_test(test_usage),
-        cmocka_unit_test(test_audit),        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_audit),        cmocka_unit_test(test_audit_read),
+        cmocka_unit_test(test_throttle),     cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_concurrent),   cmocka_unit_test(test_tls_versions),
         cmocka_unit_test(test_start_errors),
     };

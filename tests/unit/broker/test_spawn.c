@@ -83,19 +83,9 @@ static void test_listener(void **state)
     assert_int_equal(listener_open("localhost", 0, &port), -EINVAL);
 }
 
-static void test_spawn(void **state)
+/* Spawns the stand-in with p; its arguments, joined with '|', must be want_args. */
+static void spawn_and_check(const struct spawn_params *p, const char *want_args)
 {
-    (void)state;
-    struct spawn_params p = {
-        .program = script,
-        .tls_cert = "/st/tls/server-cert.pem",
-        .tls_key = "/st/tls/server-key.pem",
-        .tls_priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3",
-        .session_user = "nobody",
-        .handshake_timeout_s = 10,
-        .login_timeout_s = 60,
-        .log_level = "info",
-    };
     int client[2], control[2], status;
     char buf[1024];
     ssize_t n;
@@ -127,18 +117,14 @@ static void test_spawn(void **state)
     int stray = open("/dev/null", O_RDONLY);
     assert_true(stray > 4);
 
-    pid = spawn_session(&p, "192.0.2.9", 4, 3);
+    pid = spawn_session(p, "192.0.2.9", 4, 3);
     assert_true(pid > 0);
     close(stray);
 
     n = recv(control[0], buf, sizeof(buf) - 1, 0);
     assert_true(n > 0);
     buf[n] = 0;
-    assert_string_equal(buf, "--client-fd|3|--control-fd|4|--client-address|192.0.2.9|"
-                             "--tls-cert|/st/tls/server-cert.pem|--tls-key|"
-                             "/st/tls/server-key.pem|--tls-priority|"
-                             "NORMAL:-VERS-ALL:+VERS-TLS1.3|--user|nobody|"
-                             "--handshake-timeout-s|10|--login-timeout-s|60|--log-level|info|");
+    assert_string_equal(buf, want_args);
     n = read(client[0], buf, sizeof(buf) - 1);
     assert_true(n > 0);
     buf[n] = 0;
@@ -162,6 +148,41 @@ static void test_spawn(void **state)
         close(4);
     close(client[0]);
     close(control[0]);
+}
+
+#define BASE_ARGS                                                                                  \
+    "--client-fd|3|--control-fd|4|--client-address|192.0.2.9|"                                     \
+    "--tls-cert|/st/tls/server-cert.pem|--tls-key|/st/tls/server-key.pem|--tls-priority|"          \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3|--user|nobody|--handshake-timeout-s|10|--login-timeout-s|60|"   \
+    "--log-level|info|"
+
+static void test_spawn(void **state)
+{
+    (void)state;
+    struct spawn_params p = {
+        .program = script,
+        .tls_cert = "/st/tls/server-cert.pem",
+        .tls_key = "/st/tls/server-key.pem",
+        .tls_priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+        .session_user = "nobody",
+        .handshake_timeout_s = 10,
+        .login_timeout_s = 60,
+        .log_level = "info",
+    };
+    /* No re-attach socket: no re-attach options. */
+    spawn_and_check(&p, BASE_ARGS);
+    p.broker_socket = "";
+    spawn_and_check(&p, BASE_ARGS);
+
+    p.broker_socket = "vdi-broker-reattach";
+    p.broker_uid = 0;
+    p.reattach_timeout_s = 120;
+    spawn_and_check(&p, BASE_ARGS "--broker-socket|vdi-broker-reattach|--broker-uid|0|"
+                                  "--reattach-timeout-s|120|");
+    p.broker_uid = 4294967294u;
+    p.reattach_timeout_s = 0;
+    spawn_and_check(&p, BASE_ARGS "--broker-socket|vdi-broker-reattach|--broker-uid|4294967294|"
+                                  "--reattach-timeout-s|0|");
 }
 
 static void test_find_program(void **state)

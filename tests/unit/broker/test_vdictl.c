@@ -96,6 +96,20 @@ static const struct parse_case parse_cases[] = {
      "{\"max_desktops\":40,\"logoff\":\"suspend\"}", VDICTL_VIEW_CONFIRM, "pool eng changed"},
     {ARGV("pool", "set", "eng", "--template", "deb12"), "PATCH", "/api/v1/pools/eng",
      "{\"template\":\"deb12\"}", VDICTL_VIEW_CONFIRM, "pool eng changed"},
+    {ARGV("pool", "add", "f", "--template", "deb", "--kind", "floating", "--grace", "10m",
+          "--idle-timeout", "1800", "--max-session", "8h", "--stop-action", "restart"),
+     "POST", "/api/v1/pools",
+     "{\"name\":\"f\",\"template\":\"deb\",\"kind\":\"floating\",\"disconnect_grace_s\":600,"
+     "\"idle_timeout_s\":1800,\"max_session_s\":28800,\"stop_action\":\"restart\"}",
+     VDICTL_VIEW_CONFIRM, "pool f added"},
+    {ARGV("pool", "set", "eng", "--grace", "0", "--max-session=30d", "--idle-timeout", "7d",
+          "--stop-action", "none"),
+     "PATCH", "/api/v1/pools/eng",
+     "{\"disconnect_grace_s\":0,\"idle_timeout_s\":604800,\"max_session_s\":2592000,"
+     "\"stop_action\":\"none\"}",
+     VDICTL_VIEW_CONFIRM, "pool eng changed"},
+    {ARGV("pool", "set", "eng", "--grace", "45s"), "PATCH", "/api/v1/pools/eng",
+     "{\"disconnect_grace_s\":45}", VDICTL_VIEW_CONFIRM, "pool eng changed"},
     {ARGV("pool", "delete", "0eng"), "DELETE", "/api/v1/pools/0eng", NULL, VDICTL_VIEW_CONFIRM,
      "pool 0eng deleted"},
 
@@ -133,10 +147,13 @@ static const struct parse_case parse_cases[] = {
      "group staff no longer entitled to pool eng"},
 
     {ARGV("session", "list"), "GET", "/api/v1/sessions", NULL, VDICTL_VIEW_SESSIONS, NULL},
-    {ARGV("session", "list", "--all"), "GET", "/api/v1/sessions?all=1", NULL, VDICTL_VIEW_SESSIONS,
-     NULL},
+    {ARGV("session", "list", "--history"), "GET", "/api/v1/sessions?history=1", NULL,
+     VDICTL_VIEW_SESSION_HISTORY, NULL},
     {ARGV("session", "disconnect", "12"), "POST", "/api/v1/sessions/12/disconnect", NULL,
      VDICTL_VIEW_CONFIRM, "session 12 disconnected"},
+    {ARGV("session", "logoff", "12"), "POST", "/api/v1/sessions/12/logoff", NULL,
+     VDICTL_VIEW_CONFIRM, "session 12 logged off"},
+    {ARGV("session", "shadow", "12"), "GET", "/api/v1/sessions/12", NULL, VDICTL_VIEW_SHADOW, NULL},
 
     {ARGV("usage"), "GET", "/api/v1/usage", NULL, VDICTL_VIEW_USAGE, NULL},
     {ARGV("usage", "--from", "1700000000", "--to", "1700086400", "--user", "alice", "--pool",
@@ -157,6 +174,17 @@ static const struct parse_case parse_cases[] = {
      "/api/v1/audit?since=1704067200&limit=50", NULL, VDICTL_VIEW_AUDIT, NULL},
     {ARGV("audit", "--limit", "10000"), "GET", "/api/v1/audit?limit=10000", NULL, VDICTL_VIEW_AUDIT,
      NULL},
+    /* TIME: ISO 8601 in UTC with Z; a plain date as --until counts the whole day */
+    {ARGV("audit", "--since", "2026-11-21T10:00:00Z", "--until", "2026-11-21T10:30Z", "--event",
+          "login", "--user", "alice", "--client", "192.0.2.7"),
+     "GET",
+     "/api/v1/audit?since=1795255200&until=1795257000&event=login&user=alice&client=192.0.2.7",
+     NULL, VDICTL_VIEW_AUDIT, NULL},
+    {ARGV("audit", "--until", "2024-01-01", "--client", "2001:db8::1", "--event", "admin.pool"),
+     "GET", "/api/v1/audit?until=1704153600&event=admin.pool&client=2001%3Adb8%3A%3A1", NULL,
+     VDICTL_VIEW_AUDIT, NULL},
+    {ARGV("audit", "--since", "2026-11-21T11:00"), "GET", "/api/v1/audit?since=1795258800", NULL,
+     VDICTL_VIEW_AUDIT, NULL},
     {ARGV("metrics"), "GET", "/metrics", NULL, VDICTL_VIEW_METRICS, NULL},
 };
 
@@ -269,8 +297,15 @@ static void test_parse_help(void **state)
         "desktop assign NAME USER",
         "entitlement add POOL (--user USER | --group GROUP)",
         "session disconnect ID",
+        "session logoff ID",
+        "session shadow ID",
+        "session list [--history]",
+        "[--idle-timeout DURATION] [--max-session DURATION]",
+        "--stop-action none|restart|reset",
         "usage [--from DATE] [--to DATE] [--user USER] [--pool POOL]",
-        "audit [--since DATE] [--limit N]",
+        "audit [--since TIME] [--until TIME] [--event EVENT] [--user USER]",
+        "[--client ADDRESS] [--limit N]",
+        "TIME is a DATE",
         "metrics",
         "--password-file FILE",
         "VDI_PASSWORD",
@@ -279,6 +314,7 @@ static void test_parse_help(void **state)
         "7  capacity",
         "3  cannot connect",
         "4  authentication failed",
+        "(401, 403, 429)",
     };
     for (size_t i = 0; i < ARRAY_SIZE(expected); i++)
         if (!strstr(h, expected[i]))
@@ -344,7 +380,24 @@ static const char *const *const usage_errors[] = {
     ARGV("session", "disconnect", "0"),
     ARGV("session", "disconnect", "-5"),
     ARGV("session", "disconnect"),
-    ARGV("session", "list", "--all=1"),
+    ARGV("session", "list", "--all"),
+    ARGV("session", "list", "--history=1"),
+    ARGV("session", "logoff"),
+    ARGV("session", "logoff", "x"),
+    ARGV("session", "shadow", "0"),
+    ARGV("session", "shadow", "12", "13"),
+    ARGV("pool", "set", "eng", "--grace", "-1"),
+    ARGV("pool", "set", "eng", "--grace", "8d"),
+    ARGV("pool", "set", "eng", "--grace", "604801"),
+    ARGV("pool", "set", "eng", "--grace", "1w"),
+    ARGV("pool", "set", "eng", "--grace", "5 m"),
+    ARGV("pool", "set", "eng", "--grace", "m"),
+    ARGV("pool", "set", "eng", "--grace", "5mm"),
+    ARGV("pool", "set", "eng", "--idle-timeout", "1y"),
+    ARGV("pool", "set", "eng", "--max-session", "31d"),
+    ARGV("pool", "set", "eng", "--max-session", "9999999999"),
+    ARGV("pool", "set", "eng", "--stop-action", "reboot"),
+    ARGV("pool", "add", "eng", "--template", "deb", "--stop-action", "Reset"),
     ARGV("usage", "--from", "yesterday"),
     ARGV("usage", "--from", "2024-02-30"),
     ARGV("usage", "--from", "2024-13-01"),
@@ -357,6 +410,19 @@ static const char *const *const usage_errors[] = {
     ARGV("audit", "--limit", "10001"),
     ARGV("audit", "--limit", "x"),
     ARGV("audit", "--since", "2024-1-1"),
+    ARGV("audit", "--since", "yesterday"),
+    ARGV("audit", "--since", "2024-02-30T10:00Z"),
+    ARGV("audit", "--since", "2024-01-01T25:00Z"),
+    ARGV("audit", "--since", "2024-01-01T10:00:00+02:00"),
+    ARGV("audit", "--since", "2024-01-01 10:00"),
+    ARGV("audit", "--since", "5x"),
+    ARGV("audit", "--since", "2024-01-02", "--until", "2024-01-01"),
+    ARGV("audit", "--event", "Login"),
+    ARGV("audit", "--event", "a b"),
+    ARGV("audit", "--user", "no body"),
+    ARGV("audit", "--client", "1.2.3.4 x"),
+    ARGV("audit", "--client", ""),
+    ARGV("audit", "--pool", "eng"),
     ARGV("metrics", "extra"),
     ARGV("--timeout", "0", "metrics"),
     ARGV("--timeout", "abc", "metrics"),
@@ -433,6 +499,15 @@ static void test_usage_error_messages(void **state)
         {ARGV("desktop", "assign", "d"), "desktop assign: missing USER"},
         {ARGV("usage", "--from", "2024-01-02", "--to", "2024-01-01"), "--from must be before --to"},
         {ARGV("--password", "x", "metrics"), "unknown option '--password'"},
+        {ARGV("pool", "set", "eng", "--grace", "8d"),
+         "--grace: expected seconds, or a number with s, m, h or d, up to 604800 seconds; not "
+         "'8d'"},
+        {ARGV("pool", "set", "eng", "--stop-action", "x"), "expected none, restart or reset"},
+        {ARGV("audit", "--since", "yesterday"), "or a time ago such as 30m, 8h, 2d"},
+        {ARGV("audit", "--since", "2024-01-02", "--until", "2024-01-01"),
+         "--since must be before --until"},
+        {ARGV("session", "frob"),
+         "unknown command 'frob' (expected list, disconnect, logoff or shadow)"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         struct capture err;
@@ -454,7 +529,7 @@ static void test_exit_codes(void **state)
 {
     (void)state;
     static const int statuses[][2] = {
-        {200, 0}, {201, 0}, {204, 0}, {400, 2}, {413, 2}, {401, 4}, {403, 4}, {404, 5},
+        {200, 0}, {201, 0}, {204, 0}, {400, 2}, {413, 2}, {401, 4}, {403, 4}, {429, 4}, {404, 5},
         {409, 6}, {503, 7}, {500, 1}, {502, 1}, {405, 1}, {302, 1}, {418, 1}, {0, 1},
     };
     for (size_t i = 0; i < ARRAY_SIZE(statuses); i++)
@@ -520,21 +595,26 @@ static void expect_output(const char *const *argv, int status, const char *body,
 static void test_print_lists(void **state)
 {
     (void)state;
-    expect_output(ARGV("pool", "list"), 200,
-                  "{\"pools\": [{\"name\": \"eng\", \"template\": \"deb\", \"size\": \"small\", "
-                  "\"vcpus\": 1, \"memory_mib\": 2048, \"kind\": \"dedicated\", \"min_spare\": 0, "
-                  "\"max_desktops\": 10, \"logoff\": \"keep\", \"created\": 1700000000},"
-                  "{\"name\": \"sales-floating\", \"template\": \"win11\", \"size\": \"custom\", "
-                  "\"vcpus\": 12, \"memory_mib\": 32768, \"kind\": \"floating\", \"min_spare\": 2, "
-                  "\"max_desktops\": 150, \"logoff\": \"reset\", \"created\": 1700000000}]}",
-                  0,
-                  "NAME            TEMPLATE  SIZE    VCPUS  MEMORY_MIB  KIND       MIN_SPARE  "
-                  "MAX_DESKTOPS  LOGOFF\n"
-                  "eng             deb       small       1        2048  dedicated          0  "
-                  "          10  keep\n"
-                  "sales-floating  win11     custom     12       32768  floating           2  "
-                  "         150  reset\n",
-                  "");
+    expect_output(
+        ARGV("pool", "list"), 200,
+        "{\"pools\": [{\"name\": \"eng\", \"template\": \"deb\", \"size\": \"small\", "
+        "\"vcpus\": 1, \"memory_mib\": 2048, \"kind\": \"dedicated\", \"min_spare\": 0, "
+        "\"max_desktops\": 10, \"logoff\": \"keep\", \"disconnect_grace_s\": 300, "
+        "\"idle_timeout_s\": 0, \"max_session_s\": 0, \"stop_action\": \"none\", "
+        "\"created\": 1700000000},"
+        "{\"name\": \"sales-floating\", \"template\": \"win11\", \"size\": \"custom\", "
+        "\"vcpus\": 12, \"memory_mib\": 32768, \"kind\": \"floating\", \"min_spare\": 2, "
+        "\"max_desktops\": 150, \"logoff\": \"reset\", \"disconnect_grace_s\": 0, "
+        "\"idle_timeout_s\": 5400, \"max_session_s\": 100800, \"stop_action\": \"reset\", "
+        "\"created\": 1700000000}]}",
+        0,
+        "NAME            TEMPLATE  SIZE    VCPUS  MEMORY_MIB  KIND       MIN_SPARE  "
+        "MAX_DESKTOPS  LOGOFF  GRACE  IDLE_TIMEOUT  MAX_SESSION  STOP_ACTION\n"
+        "eng             deb       small       1        2048  dedicated          0  "
+        "          10  keep       5m           off          off  none\n"
+        "sales-floating  win11     custom     12       32768  floating           2  "
+        "         150  reset      0s         1h30m         1d4h  reset\n",
+        "");
 
     expect_output(ARGV("template", "list"), 200,
                   "{\"templates\": [{\"name\": \"deb\", \"os\": \"linux\", \"firmware\": "
@@ -545,19 +625,24 @@ static void test_print_lists(void **state)
                   "deb   linux  bios      /var/lib/vdi/deb.qcow2\n",
                   "");
 
-    /* owner "" and assigned 0 print as "-". */
+    /* owner "" and assigned 0 print as "-"; a desktop that crashed too often is "failed". */
     expect_output(ARGV("desktop", "list", "--pool", "eng"), 200,
                   "{\"desktops\": [{\"name\": \"vdi-eng-0001\", \"pool\": \"eng\", \"owner\": "
                   "\"alice\", \"state\": \"ready\", \"power\": \"running\", \"connected\": 1, "
                   "\"created\": 1700000000, \"assigned\": 1700003600},"
                   "{\"name\": \"vdi-eng-0002\", \"pool\": \"eng\", \"owner\": \"\", \"state\": "
                   "\"provisioning\", \"power\": \"shutoff\", \"connected\": 0, "
-                  "\"created\": 1700000000, \"assigned\": 0}]}",
+                  "\"created\": 1700000000, \"assigned\": 0},"
+                  "{\"name\": \"vdi-eng-0003\", \"pool\": \"eng\", \"owner\": \"bob\", \"state\": "
+                  "\"failed\", \"power\": \"shutoff\", \"connected\": 0, "
+                  "\"created\": 1700000000, \"assigned\": 1700003600}]}",
                   0,
                   "NAME          POOL  OWNER  STATE         POWER    CONNECTED  ASSIGNED\n"
                   "vdi-eng-0001  eng   alice  ready         running          1  "
                   "2023-11-14 23:13\n"
-                  "vdi-eng-0002  eng   -      provisioning  shutoff          0  -\n",
+                  "vdi-eng-0002  eng   -      provisioning  shutoff          0  -\n"
+                  "vdi-eng-0003  eng   bob    failed        shutoff          0  "
+                  "2023-11-14 23:13\n",
                   "");
 
     expect_output(ARGV("entitlement", "list"), 200,
@@ -569,18 +654,40 @@ static void test_print_lists(void **state)
                   "eng   group  staff\n",
                   "");
 
-    expect_output(ARGV("session", "list", "--all"), 200,
+    /* live sessions: idle time and bytes in human units */
+    expect_output(ARGV("session", "list"), 200,
                   "{\"sessions\": [{\"id\": 12, \"user\": \"alice\", \"pool\": \"eng\", "
-                  "\"desktop\": \"vdi-eng-0001\", \"client\": \"192.0.2.1\", \"started\": "
-                  "1700000000, \"ended\": 0}, {\"id\": 3, \"user\": \"bob\", \"pool\": \"eng\", "
-                  "\"desktop\": \"vdi-eng-0002\", \"client\": \"2001:db8::7\", \"started\": "
-                  "1699990000, \"ended\": 1699993600}]}",
+                  "\"desktop\": \"vdi-eng-0001\", \"state\": \"connected\", \"client\": "
+                  "\"192.0.2.1\", \"started\": 1700000000, \"idle_s\": 42, \"disconnected_s\": 0, "
+                  "\"bytes_to_client\": 5767168, \"bytes_from_client\": 900, \"shadows\": 1},"
+                  "{\"id\": 3, \"user\": \"bob\", \"pool\": \"eng\", \"desktop\": "
+                  "\"vdi-eng-0002\", \"state\": \"disconnected\", \"client\": \"\", "
+                  "\"started\": 1699990000, \"idle_s\": 7260, \"disconnected_s\": 60, "
+                  "\"bytes_to_client\": 1000, \"bytes_from_client\": 0, \"shadows\": 0}]}",
                   0,
-                  "ID  USER   POOL  DESKTOP       CLIENT       STARTED           ENDED\n"
-                  "12  alice  eng   vdi-eng-0001  192.0.2.1    2023-11-14 22:13  -\n"
-                  " 3  bob    eng   vdi-eng-0002  2001:db8::7  2023-11-14 19:26  "
-                  "2023-11-14 20:26\n",
+                  "ID  USER   POOL  DESKTOP       STATE         CLIENT     STARTED           "
+                  "IDLE     SENT  SHADOWS\n"
+                  "12  alice  eng   vdi-eng-0001  connected     192.0.2.1  2023-11-14 22:13   "
+                  "42s  5.5 MiB        1\n"
+                  " 3  bob    eng   vdi-eng-0002  disconnected  -          2023-11-14 19:26  "
+                  "2h1m   1000 B        0\n",
                   "");
+    /* the history: every connection, with its desktop session and kind */
+    expect_output(
+        ARGV("session", "list", "--history"), 200,
+        "{\"sessions\": [{\"id\": 13, \"session_id\": 12, \"kind\": \"shadow\", "
+        "\"user\": \"root\", \"pool\": \"eng\", \"desktop\": \"vdi-eng-0001\", "
+        "\"client\": \"192.0.2.9\", \"started\": 1700000060, \"ended\": 0},"
+        "{\"id\": 3, \"session_id\": 3, \"kind\": \"user\", \"user\": \"bob\", "
+        "\"pool\": \"eng\", \"desktop\": \"vdi-eng-0002\", \"client\": \"2001:db8::7\", "
+        "\"started\": 1699990000, \"ended\": 1699993600}]}",
+        0,
+        "ID  SESSION  KIND    USER  POOL  DESKTOP       CLIENT       STARTED           "
+        "ENDED\n"
+        "13       12  shadow  root  eng   vdi-eng-0001  192.0.2.9    2023-11-14 22:14  -\n"
+        " 3        3  user    bob   eng   vdi-eng-0002  2001:db8::7  2023-11-14 19:26  "
+        "2023-11-14 20:26\n",
+        "");
 
     /* Seconds as hours with two decimals; user "" is the spare desktops. */
     expect_output(ARGV("usage"), 200,
@@ -596,18 +703,28 @@ static void test_print_lists(void **state)
                   "(spare)  eng         0.01              0.00             0.00\n",
                   "");
 
+    /* the audit log: the actor, else the user; the other fields as key=value */
     expect_output(ARGV("audit"), 200,
-                  "{\"events\": [{\"id\": 7, \"time\": 1700000000, \"actor\": \"root\", "
-                  "\"action\": \"pool.add\", \"target\": \"eng\", \"detail\": \"size=small\"}]}",
+                  "{\"events\": [{\"time\": \"2026-11-21T04:29:25.123Z\", \"event\": "
+                  "\"admin.pool.add\", \"actor\": \"root\", \"target\": \"eng\", \"detail\": "
+                  "\"size=small\", \"client\": \"192.0.2.9\"},"
+                  "{\"time\": \"2026-11-21T04:00:00Z\", \"event\": \"login.throttled\", "
+                  "\"user\": \"alice\", \"client\": \"192.0.2.7\", \"source\": \"api\", "
+                  "\"wait_s\": 8},"
+                  "{\"time\": \"2026-11-21T03:00:00Z\", \"event\": \"broker.start\"}]}",
                   0,
-                  "ID  TIME              ACTOR  ACTION    TARGET  DETAIL\n"
-                  " 7  2023-11-14 22:13  root   pool.add  eng     size=small\n",
+                  "TIME                 EVENT            USER/ACTOR  CLIENT     DETAILS\n"
+                  "2026-11-21 04:29:25  admin.pool.add   root        192.0.2.9  target=eng "
+                  "detail=size=small\n"
+                  "2026-11-21 04:00:00  login.throttled  alice       192.0.2.7  source=api "
+                  "wait_s=8\n"
+                  "2026-11-21 03:00:00  broker.start     -           -          -\n",
                   "");
 
     /* An empty list: the header only. */
     expect_output(ARGV("pool", "list"), 200, "{\"pools\": []}", 0,
                   "NAME  TEMPLATE  SIZE  VCPUS  MEMORY_MIB  KIND  MIN_SPARE  MAX_DESKTOPS  "
-                  "LOGOFF\n",
+                  "LOGOFF  GRACE  IDLE_TIMEOUT  MAX_SESSION  STOP_ACTION\n",
                   "");
 }
 
@@ -642,6 +759,86 @@ static void test_print_show(void **state)
                   "ASSIGNED   -\n"
                   "CREATED    2023-11-14 22:13\n",
                   "");
+    expect_output(ARGV("pool", "show", "eng"), 200,
+                  "{\"name\": \"eng\", \"template\": \"deb\", \"size\": \"small\", \"vcpus\": 1, "
+                  "\"memory_mib\": 2048, \"kind\": \"dedicated\", \"min_spare\": 0, "
+                  "\"max_desktops\": 10, \"logoff\": \"keep\", \"disconnect_grace_s\": 3600, "
+                  "\"idle_timeout_s\": 900, \"max_session_s\": 0, \"stop_action\": \"restart\", "
+                  "\"created\": 1700000000}",
+                  0,
+                  "NAME          eng\n"
+                  "TEMPLATE      deb\n"
+                  "SIZE          small\n"
+                  "VCPUS         1\n"
+                  "MEMORY_MIB    2048\n"
+                  "KIND          dedicated\n"
+                  "MIN_SPARE     0\n"
+                  "MAX_DESKTOPS  10\n"
+                  "LOGOFF        keep\n"
+                  "GRACE         1h\n"
+                  "IDLE_TIMEOUT  15m\n"
+                  "MAX_SESSION   off\n"
+                  "STOP_ACTION   restart\n"
+                  "CREATED       2023-11-14 22:13\n",
+                  "");
+}
+
+/* session shadow: the session as the server has it, and how to watch it. */
+static void test_print_shadow(void **state)
+{
+    (void)state;
+    const char *body = "{\"id\": 12, \"user\": \"alice\", \"pool\": \"eng\", \"desktop\": "
+                       "\"vdi-eng-0001\", \"state\": \"connected\", \"client\": \"192.0.2.1\", "
+                       "\"started\": 1700000000, \"idle_s\": 4, \"shadows\": 0}";
+    expect_output(ARGV("session", "shadow", "12"), 200, body, 0,
+                  "Session 12: alice on vdi-eng-0001 (connected)\n"
+                  "Connect a VNC client to the broker's VNC port and log in as "
+                  "<your-admin-name>@#12 with your own\n"
+                  "password (view only; the user is told unless shadow_policy = silent).\n",
+                  "");
+    /* with the admin's name, as vdictl_run() sets it */
+    struct vdictl_request r;
+    const char *const *argv = ARGV("session", "shadow", "12");
+    assert_int_equal(vdictl_parse(argv_count(argv), (char *const *)argv, &r, stderr), 0);
+    r.user = "root";
+    struct http_response resp = {.status = 200, .body = (char *)body, .body_len = strlen(body)};
+    struct capture out;
+    capture_open(&out);
+    assert_int_equal(vdictl_print_response(&r, &resp, out.f, stderr), 0);
+    assert_non_null(strstr(capture_text(&out), "log in as root@#12 with"));
+    capture_close(&out);
+    vdictl_request_done(&r);
+    /* gone: the server's 404 */
+    expect_output(ARGV("session", "shadow", "99"), 404,
+                  "{\"error\": \"no live session with id '99'\"}", 5, "",
+                  "vdictl: no live session with id '99'\n");
+    /* --json: the object */
+    struct printed p = print_answer(ARGV("--json", "session", "shadow", "12"), 200, body);
+    assert_int_equal(p.code, 0);
+    assert_non_null(strstr(p.out, "\"desktop\":\"vdi-eng-0001\""));
+    assert_null(strstr(p.out, "VNC"));
+    printed_free(&p);
+}
+
+/* --since 2h: two hours before now. */
+static void test_parse_relative_time(void **state)
+{
+    (void)state;
+    const char *const *argv = ARGV("audit", "--since", "2h", "--until", "30m");
+    struct vdictl_request r;
+    long long before = (long long)time(NULL);
+    assert_int_equal(vdictl_parse(argv_count(argv), (char *const *)argv, &r, stderr), 0);
+    long long after = (long long)time(NULL);
+    long long since = 0, until = 0;
+    assert_int_equal(sscanf(r.path, "/api/v1/audit?since=%lld&until=%lld", &since, &until), 2);
+    assert_true(since >= before - 7200 && since <= after - 7200);
+    assert_true(until >= before - 1800 && until <= after - 1800);
+    vdictl_request_done(&r);
+    argv = ARGV("audit", "--since", "1w");
+    assert_int_equal(vdictl_parse(argv_count(argv), (char *const *)argv, &r, stderr), 0);
+    assert_int_equal(sscanf(r.path, "/api/v1/audit?since=%lld", &since), 1);
+    assert_true(since >= before - 7 * 86400 && since <= after - 7 * 86400);
+    vdictl_request_done(&r);
 }
 
 static void test_print_json(void **state)
@@ -685,6 +882,7 @@ static void test_print_confirm_and_metrics(void **state)
                   "desktop vdi-eng-0001 assigned to alice\n", "");
     expect_output(ARGV("session", "disconnect", "12"), 204, NULL, 0, "session 12 disconnected\n",
                   "");
+    expect_output(ARGV("session", "logoff", "12"), 204, NULL, 0, "session 12 logged off\n", "");
     const char *metrics = "# HELP vdi_sessions Connected sessions.\n# TYPE vdi_sessions gauge\n"
                           "vdi_sessions 3\n";
     expect_output(ARGV("metrics"), 200, metrics, 0, metrics, "");
@@ -704,6 +902,14 @@ static void test_print_errors(void **state)
                   "vdictl: Authentication failed.\n");
     expect_output(ARGV("pool", "list"), 403, "{\"error\": \"alice is not an administrator.\"}", 4,
                   "", "vdictl: alice is not an administrator.\n");
+    expect_output(ARGV("pool", "list"), 429,
+                  "{\"error\": \"Too many failed logins; try again in 8 seconds\"}", 4, "",
+                  "vdictl: Too many failed logins; try again in 8 seconds\n");
+    expect_output(ARGV("pool", "list"), 429, NULL, 4, "",
+                  "vdictl: too many failed logins; try again later (HTTP 429)\n");
+    expect_output(ARGV("session", "logoff", "3"), 503,
+                  "{\"error\": \"the broker is shutting down\"}", 7, "",
+                  "vdictl: the broker is shutting down\n");
     expect_output(ARGV("pool", "set", "eng", "--max", "1"), 400,
                   "{\"error\": \"max_desktops is below the pool's desktops.\"}", 2, "",
                   "vdictl: max_desktops is below the pool's desktops.\n");
@@ -734,22 +940,38 @@ static void test_print_hostile(void **state)
                   "\"logoff\": \"keep\"}, 42, null, \"eng\"], \"extra\": 1}",
                   0,
                   "NAME  TEMPLATE  SIZE  VCPUS  MEMORY_MIB  KIND  MIN_SPARE  MAX_DESKTOPS  "
-                  "LOGOFF\n"
+                  "LOGOFF  GRACE  IDLE_TIMEOUT  MAX_SESSION  STOP_ACTION\n"
                   "-     -         -         -           -  -             -             -  "
-                  "keep\n"
-                  "-     -         -         -           -  -             -             -  -\n"
-                  "-     -         -         -           -  -             -             -  -\n"
-                  "-     -         -         -           -  -             -             -  -\n",
+                  "keep        -             -            -  -\n"
+                  "-     -         -         -           -  -             -             -  "
+                  "-           -             -            -  -\n"
+                  "-     -         -         -           -  -             -             -  "
+                  "-           -             -            -  -\n"
+                  "-     -         -         -           -  -             -             -  "
+                  "-           -             -            -  -\n",
                   "");
     /* Times that are not times; hours that are not numbers. */
     expect_output(ARGV("audit"), 200,
-                  "{\"events\": [{\"id\": -1, \"time\": 99999999999999999, \"actor\": \"\", "
-                  "\"action\": \"x\", \"target\": \"y\", \"detail\": \"\"},"
-                  "{\"id\": 9223372036854775807, \"time\": \"2024-01-01\"}]}",
+                  "{\"events\": [{\"time\": 99999999999999999, \"event\": 5, \"actor\": \"\", "
+                  "\"user\": [\"x\"], \"client\": null, \"n\": {\"a\": 1}, \"s\": \"a\\u001bb\"},"
+                  "{\"time\": \"2024-01-01\", \"actor\": 7, \"user\": \"bob\"},"
+                  "{\"time\": \"2024-13-01T00:00:00Z\"}, 3]}",
                   0,
-                  "                 ID  TIME  ACTOR  ACTION  TARGET  DETAIL\n"
-                  "                 -1  -     -      x       y       -\n"
-                  "9223372036854775807  -     -      -       -       -\n",
+                  "TIME  EVENT  USER/ACTOR  CLIENT  DETAILS\n"
+                  "-     -      -           -       n={\"a\":1} s=a?b\n"
+                  "-     -      bob         -       -\n"
+                  "-     -      -           -       -\n"
+                  "-     -      -           -       -\n",
+                  "");
+    /* sessions: negative or mistyped numbers */
+    expect_output(ARGV("session", "list"), 200,
+                  "{\"sessions\": [{\"id\": 1, \"idle_s\": -5, \"bytes_to_client\": -1, "
+                  "\"shadows\": \"2\"}, {\"id\": 2, \"idle_s\": 1.5, \"bytes_to_client\": "
+                  "18446744073709551615}]}",
+                  0,
+                  "ID  USER  POOL  DESKTOP  STATE  CLIENT  STARTED  IDLE      SENT  SHADOWS\n"
+                  " 1  -     -     -        -      -       -           -         -        -\n"
+                  " 2  -     -     -        -      -       -           -  16.0 EiB        -\n",
                   "");
     expect_output(ARGV("usage"), 200,
                   "{\"usage\": [{\"user\": \"a\", \"pool\": \"p\", \"vcpu_seconds\": \"7200\", "
@@ -842,6 +1064,8 @@ int main(void)
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_print_lists),
         cmocka_unit_test(test_print_show),
+        cmocka_unit_test(test_print_shadow),
+        cmocka_unit_test(test_parse_relative_time),
         cmocka_unit_test(test_print_json),
         cmocka_unit_test(test_print_confirm_and_metrics),
         cmocka_unit_test(test_print_errors),

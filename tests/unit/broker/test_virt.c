@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
@@ -1056,8 +1058,7 @@ static size_t events_of(struct recorder *r, const char *name)
 static void expect_event(struct recorder *r, const char *name, enum virt_event ev)
 {
     if (!wait_event(r, name, (int)ev, EVENT_WAIT_MS))
-        fail_msg("no %s event for %s within %d ms", virt_event_to_string(ev), name,
-                 EVENT_WAIT_MS);
+        fail_msg("no %s event for %s within %d ms", virt_event_to_string(ev), name, EVENT_WAIT_MS);
 }
 
 static void test_event_names(void **state)
@@ -1248,35 +1249,67 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
-static void test_embed_qemu_img(void **state)
+/* One qemu:///embed root for the whole run (libvirt opens one embedded driver per
+ * process): made by the first test that wants it, removed after the last test. QEMU runs
+ * as libvirt-qemu, so the directories are 0755 (disks, serial logs). */
+static char embed_root[64];
+
+/* Fills the shared root's URI, disk directory and a 1 MiB raw base image. False when QEMU
+ * is not installed. */
+static bool embed_paths(char *uri, size_t usize, char *disks, size_t dsize, char *base,
+                        size_t bsize)
 {
-    (void)state;
-    char root[] = "/tmp/vdi-test-virt-XXXXXX";
-    char uri[256], disks[300], base[300], path[400], cmd[1024];
-    struct virt *v = NULL;
     struct virt_error err = {""};
-    struct stat st;
+    char path[128];
 
     if (access("/usr/bin/qemu-img", X_OK) != 0 || access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
-        skip();
-    assert_non_null(mkdtemp(root));
-    snprintf(uri, sizeof(uri), "qemu:///embed?root=%s/libvirt", root);
-    snprintf(disks, sizeof(disks), "%s/disks", root);
-    snprintf(base, sizeof(base), "%s/base.img", root);
-    assert_int_equal(mkdir(disks, 0700), 0);
+        return false;
+    if (embed_root[0]) {
+        snprintf(uri, usize, "qemu:///embed?root=%s/libvirt", embed_root);
+        snprintf(disks, dsize, "%s/disks", embed_root);
+        snprintf(base, bsize, "%s/base.img", embed_root);
+        return true;
+    }
+    strcpy(embed_root, "/tmp/vdi-test-virt-XXXXXX");
+    assert_non_null(mkdtemp(embed_root));
+    assert_int_equal(chmod(embed_root, 0755), 0);
+    snprintf(uri, usize, "qemu:///embed?root=%s/libvirt", embed_root);
+    snprintf(disks, dsize, "%s/disks", embed_root);
+    snprintf(base, bsize, "%s/base.img", embed_root);
+    assert_int_equal(mkdir(disks, 0755), 0);
     int fd = open(base, O_WRONLY | O_CREAT | O_EXCL, 0644);
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, 1 << 20), 0);
     close(fd);
-
-    snprintf(path, sizeof(path), "%s/libvirt", root);
+    snprintf(path, sizeof(path), "%s/libvirt", embed_root);
     assert_int_equal(virt_embed_prepare(path, &err), 0);
+    return true;
+}
+
+static int embed_cleanup(void **state)
+{
+    (void)state;
+    if (embed_root[0])
+        nftw(embed_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+static void test_embed_qemu_img(void **state)
+{
+    (void)state;
+    char uri[256], disks[300], base[300], path[400], cmd[1024];
+    struct virt *v = NULL;
+    struct virt_error err = {""};
+    struct stat st;
+    int fd;
+
+    if (!embed_paths(uri, sizeof(uri), disks, sizeof(disks), base, sizeof(base)))
+        skip();
     struct virt_options o = {
-        .uri = uri, .virt_type = "qemu", .disk_dir = disks, .console_dir = root};
+        .uri = uri, .virt_type = "qemu", .disk_dir = disks, .console_dir = embed_root};
     int r = virt_new(&o, &v, &err);
     if (r < 0) {
         print_message("qemu:///embed not usable here (%s): skipped\n", err.message);
-        nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         skip();
     }
     assert_false(virt_has_storage_api(v));
@@ -1349,8 +1382,8 @@ static void test_embed_qemu_img(void **state)
     assert_int_equal(virt_overlay_delete(v, "emb-1", &err), 0);
     assert_int_equal(virt_overlay_delete(v, "emb-w", &err), 0);
     assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(unlink(cmd), 0);
     virt_free(v);
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* The pid of the QEMU process running domain name, or -1. */
@@ -1392,32 +1425,17 @@ static pid_t qemu_pid_of(const char *name)
 static void test_embed_events(void **state)
 {
     (void)state;
-    char root[] = "/tmp/vdi-test-virt-XXXXXX";
-    char uri[256], disks[300], base[300], path[300];
+    char uri[256], disks[300], base[300];
     struct virt *v = NULL;
     struct virt_error err = {""};
     struct recorder rec;
 
-    if (access("/usr/bin/qemu-img", X_OK) != 0 || access("/usr/bin/qemu-system-x86_64", X_OK) != 0)
+    if (!embed_paths(uri, sizeof(uri), disks, sizeof(disks), base, sizeof(base)))
         skip();
-    assert_non_null(mkdtemp(root));
-    /* QEMU runs as libvirt-qemu: it must reach the disk and the serial log. */
-    assert_int_equal(chmod(root, 0755), 0);
-    snprintf(uri, sizeof(uri), "qemu:///embed?root=%s/libvirt", root);
-    snprintf(disks, sizeof(disks), "%s/disks", root);
-    snprintf(base, sizeof(base), "%s/base.img", root);
-    assert_int_equal(mkdir(disks, 0755), 0);
-    int fd = open(base, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 1 << 20), 0);
-    close(fd);
-    snprintf(path, sizeof(path), "%s/libvirt", root);
-    assert_int_equal(virt_embed_prepare(path, &err), 0);
     struct virt_options o = {
-        .uri = uri, .virt_type = "qemu", .disk_dir = disks, .console_dir = root};
+        .uri = uri, .virt_type = "qemu", .disk_dir = disks, .console_dir = embed_root};
     if (virt_new(&o, &v, &err) < 0) {
         print_message("qemu:///embed not usable here (%s): skipped\n", err.message);
-        nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         skip();
     }
     recorder_init(&rec);
@@ -1470,7 +1488,144 @@ static void test_embed_events(void **state)
     assert_int_equal(virt_overlay_delete(v, "emb-ev", &err), 0);
     virt_free(v);
     recorder_done(&rec);
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- the connection: libvirtd goes away and comes back ---- */
+
+/* A private libvirtd (session mode, as user nobody, in dir), serving test:///default on
+ * dir/run/libvirt/libvirt-sock. Returns its pid, or -1 when that cannot be done here. */
+static pid_t daemon_start(const char *dir, const char *sock)
+{
+    struct passwd *pw = getpwnam("nobody");
+    char env_home[160], env_run[160], env_cfg[160], env_cache[160], log[160];
+    pid_t pid;
+
+    if (geteuid() != 0 || !pw || access("/usr/sbin/libvirtd", X_OK) != 0)
+        return -1;
+    snprintf(env_home, sizeof(env_home), "HOME=%s", dir);
+    snprintf(env_run, sizeof(env_run), "XDG_RUNTIME_DIR=%s/run", dir);
+    snprintf(env_cfg, sizeof(env_cfg), "XDG_CONFIG_HOME=%s/config", dir);
+    snprintf(env_cache, sizeof(env_cache), "XDG_CACHE_HOME=%s/cache", dir);
+    snprintf(log, sizeof(log), "%s/libvirtd.log", dir);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = {"libvirtd", "--timeout", "120", NULL};
+        char *envp[] = {env_home, env_run, env_cfg, env_cache, "PATH=/usr/sbin:/usr/bin", NULL};
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || setgroups(0, NULL) < 0 ||
+            setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+            _exit(126);
+        execve("/usr/sbin/libvirtd", argv, envp);
+        _exit(127);
+    }
+    /* Up when the socket answers (bounded). */
+    for (int i = 0; i < 200; i++) {
+        char uri[300];
+        snprintf(uri, sizeof(uri), "test+unix:///default?socket=%s", sock);
+        virConnectPtr c = access(sock, F_OK) == 0 ? virConnectOpen(uri) : NULL;
+        if (c) {
+            virConnectClose(c);
+            return pid;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return -1;
+        struct timespec ts = {.tv_nsec = 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void daemon_stop(pid_t pid)
+{
+    int status;
+
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+/* libvirtd restarts under a broker: calls fail while it is away, the next call after it is
+ * back reopens the connection, and lifecycle events flow again. */
+static void test_reconnect(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vdi-test-virt-rc-XXXXXX";
+    char sock[128], uri[256], disks[160];
+    struct passwd *pw = getpwnam("nobody");
+    struct virt *v = NULL;
+    struct virt_error err = {""};
+    struct recorder rec;
+    enum virt_state st;
+    pid_t pid;
+    int r;
+
+    assert_non_null(mkdtemp(dir));
+    if (pw)
+        assert_int_equal(chown(dir, pw->pw_uid, pw->pw_gid), 0);
+    snprintf(sock, sizeof(sock), "%s/run/libvirt/libvirt-sock", dir);
+    snprintf(uri, sizeof(uri), "test+unix:///default?socket=%s", sock);
+    snprintf(disks, sizeof(disks), "%s/disks", dir);
+    pid = daemon_start(dir, sock);
+    if (pid < 0) {
+        print_message("no private libvirtd here (needs root, libvirtd, user nobody): skipped\n");
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        skip();
+    }
+    struct virt_options o = {
+        .uri = uri, .virt_type = "qemu", .disk_dir = disks, .console_dir = dir};
+    r = virt_new(&o, &v, &err);
+    if (r < 0)
+        fail_msg("virt_new on %s: %s", uri, err.message);
+    recorder_init(&rec);
+    assert_int_equal(virt_watch(v, record_event, &rec), 0);
+    struct virt_desktop_spec spec = spec_for("rc-1", &linux_tmpl);
+    make_desktop(v, &spec);
+    assert_int_equal(virt_desktop_start(v, "rc-1", NULL, &err), 0);
+    expect_event(&rec, "rc-1", VIRT_EVENT_STARTED);
+
+    /* away: calls fail (the close is noticed by libvirt's event thread) */
+    daemon_stop(pid);
+    r = 0;
+    for (int i = 0; i < 100 && r == 0; i++) {
+        r = virt_desktop_state(v, "rc-1", &st, &err);
+        if (r == 0) {
+            struct timespec ts = {.tv_nsec = 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_int_equal(r, -EIO);
+    assert_non_null(strstr(err.message, "libvirt"));
+    assert_int_equal(virt_desktop_start(v, "rc-1", NULL, &err), -EIO);
+
+    /* back (a new test driver: empty) */
+    pid = daemon_start(dir, sock);
+    assert_true(pid > 0);
+    r = -EIO;
+    for (int i = 0; i < 100 && r == -EIO; i++) { /* reopens at most once a second */
+        r = virt_desktop_state(v, "rc-1", &st, &err);
+        if (r == -EIO) {
+            struct timespec ts = {.tv_nsec = 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (r != 0)
+        fail_msg("not reconnected: %d %s", r, err.message);
+    assert_int_equal(st, VIRT_STATE_MISSING);
+    /* the storage pool is back, and events are watched on the new connection */
+    recorder_clear(&rec);
+    make_desktop(v, &spec);
+    assert_int_equal(virt_desktop_start(v, "rc-1", NULL, &err), 0);
+    expect_event(&rec, "rc-1", VIRT_EVENT_STARTED);
+    assert_int_equal(virt_desktop_destroy(v, "rc-1", &err), 0);
+    expect_event(&rec, "rc-1", VIRT_EVENT_DESTROYED);
+
+    virt_free(v);
+    daemon_stop(pid);
+    recorder_done(&rec);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void test_state_names(void **state)
@@ -1505,7 +1660,8 @@ int main(void)
         cmocka_unit_test(test_watch_churn),
         cmocka_unit_test(test_embed_qemu_img),
         cmocka_unit_test(test_embed_events),
+        cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_state_names),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, embed_cleanup);
 }

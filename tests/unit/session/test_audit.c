@@ -76,9 +76,8 @@ static void test_format(void **state)
     (void)state;
     char buf[AUDIT_LINE_MAX + 1];
     struct audit_field fields[] = {
-        AUDIT_STR("user", "alice"),   AUDIT_STR("client", "192.0.2.7"),
-        AUDIT_NUM("wait_s", 30),      AUDIT_NUM("neg", -5),
-        AUDIT_STR("skipped", NULL),   AUDIT_STR("time", "forged"),
+        AUDIT_STR("user", "alice"),   AUDIT_STR("client", "192.0.2.7"), AUDIT_NUM("wait_s", 30),
+        AUDIT_NUM("neg", -5),         AUDIT_STR("skipped", NULL),       AUDIT_STR("time", "forged"),
         AUDIT_STR("event", "forged"), AUDIT_STR("source", "api"),
     };
 
@@ -265,6 +264,27 @@ static void test_file(void **state)
     assert_int_equal(audit_open(f->dir, false, &a), -EISDIR);
 }
 
+/* logrotate's copytruncate: the file is emptied under the open descriptor; the next event
+ * starts the file again, with no hole of zero bytes before it. */
+static void test_truncated_under_us(void **state)
+{
+    struct fixture *f = *state;
+    struct audit *a = NULL;
+    struct stat st;
+
+    assert_int_equal(audit_open(f->path, false, &a), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(audit_event(a, "test.before", "user", "alice", NULL), 0);
+    assert_int_equal(truncate(f->path, 0), 0);
+    assert_int_equal(audit_event(a, "test.after", "user", "bob", NULL), 0);
+    audit_close(a);
+    assert_int_equal(read_lines(f->path, NULL, NULL), 1);
+    assert_int_equal(stat(f->path, &st), 0);
+    char buf[AUDIT_LINE_MAX + 1];
+    struct audit_field fields[] = {AUDIT_STR("user", "bob")};
+    assert_int_equal(st.st_size, audit_format(buf, 0, "test.after", fields, 1));
+}
+
 #define N_WRITERS 4
 #define N_EVENTS 500
 
@@ -346,8 +366,11 @@ static void test_concurrent_writers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format),        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_long_values_cut), T(test_file),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_long_values_cut),
+        T(test_file),
+        T(test_truncated_under_us),
         T(test_concurrent_writers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
