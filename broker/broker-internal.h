@@ -75,6 +75,9 @@ struct job {
     enum virt_event event;          /* JOB_DESKTOP_STOPPED */
     struct store_session row;       /* JOB_REATTACH */
     struct session_policy policy;   /* JOB_DESKTOP, JOB_REATTACH: of the desktop's pool */
+    uint64_t closing[4];            /* JOB_LOGOFF: user connections told to close (their
+                                       process may linger a moment): ended first */
+    size_t n_closing;
 };
 
 struct job *job_new(struct loop *l, enum job_kind kind, const struct connection *c);

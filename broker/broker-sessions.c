@@ -157,7 +157,25 @@ static void logoff(struct loop *l, struct session *s, const char *reason)
              s->desktop, reason);
     (void)audit_event(l->ctx->audit, "session.end", "session", u64_text(s->id).s, "user", s->user,
                       "desktop", s->desktop, "reason", reason, NULL);
-    job_submit_simple(l, JOB_LOGOFF, 0, s->id, s->desktop);
+    struct job *j = job_new(l, JOB_LOGOFF, NULL);
+    if (!j) {
+        log_error("session=%" PRIu64 " cannot queue its logoff: out of memory", s->id);
+        return;
+    }
+    j->session_id = s->id;
+    snprintf(j->desktop, sizeof(j->desktop), "%s", s->desktop);
+    /* A user connection just told to close still counts as connected until its process
+     * exits; the logoff must not wait for that (nor skip because of it). */
+    for (size_t i = 0; i < connection_registry_size(l->conns); i++) {
+        const struct connection *c = connection_registry_at(l->conns, i);
+        if (c->role == CONNECTION_USER && c->session_id == s->id &&
+            j->n_closing < ARRAY_SIZE(j->closing))
+            j->closing[j->n_closing++] = c->id;
+    }
+    if (job_submit(l, j) < 0) {
+        log_error("session=%" PRIu64 " cannot queue its logoff", s->id);
+        job_free(j);
+    }
 }
 
 void sessions_logoff_done(struct loop *l, struct job *j)
@@ -489,7 +507,7 @@ void sessions_desktop_stopped(struct loop *l, const char *desktop, enum virt_eve
                           s->user, "desktop", desktop, "reason", reason, NULL);
         session_table_remove(l->sessions, s);
     }
-    (void)audit_event(l->ctx->audit, "desktop.stopped", "desktop", desktop, "event",
+    (void)audit_event(l->ctx->audit, "desktop.stopped", "desktop", desktop, "kind",
                       virt_event_to_string(ev), NULL);
     struct job *j = job_new(l, JOB_DESKTOP_STOPPED, NULL);
     if (j) {

@@ -309,6 +309,8 @@ static void job_run(void *userdata)
         pools_session_end(pools, j->connection_id);
         break;
     case JOB_LOGOFF:
+        for (size_t i = 0; i < j->n_closing; i++)
+            pools_session_end(pools, j->closing[i]);
         j->result = pools_logoff(pools, j->desktop);
         break;
     case JOB_DESKTOP_STOPPED:

@@ -93,6 +93,7 @@ struct proxy {
 
     pthread_mutex_t end_lock;
     bool ended;
+    bool end_desktop_lost; /* it ended because the VM's display went away */
     char end_reason[PROXY_REASON_MAX];
     int event_fd; /* eventfd, readable once ended */
 
@@ -120,8 +121,10 @@ struct proxy {
     int input_fd;            /* eventfd for input after a quiet spell, or -1 */
 };
 
-/* Records why the proxy ended (first reason wins) and makes the event fd readable. */
+/* Records why the proxy ended (first reason wins) and makes the event fd readable.
+ * proxy_end_desktop_lost() is the same for the VM's display going away. */
 void proxy_end(struct proxy *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void proxy_end_desktop_lost(struct proxy *p, const char *reason);
 
 /* With fb_lock held: replaces the downstream framebuffer with a cleared one of w x h
  * (overflow-checked, capped at PROXY_MAX_DIM) and tells the client (DesktopSize).

@@ -65,20 +65,49 @@ static void proxy_global_init_once(void)
 
 /* ---- end of the proxy ---- */
 
-void proxy_end(struct proxy *p, const char *fmt, ...)
+static void proxy_vend(struct proxy *p, bool desktop_lost, const char *fmt, va_list ap)
 {
     pthread_mutex_lock(&p->end_lock);
     if (!p->ended) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(p->end_reason, sizeof(p->end_reason), fmt, ap);
-        va_end(ap);
         p->ended = true;
+        p->end_desktop_lost = desktop_lost;
         uint64_t one = 1;
         (void)!write(p->event_fd, &one, sizeof(one));
     }
     pthread_mutex_unlock(&p->end_lock);
     proxy_input_queue_set_accepting(&p->input, false);
+}
+
+void proxy_end(struct proxy *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    proxy_vend(p, false, fmt, ap);
+    va_end(ap);
+}
+
+static void proxy_end_lost(struct proxy *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void proxy_end_lost(struct proxy *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    proxy_vend(p, true, fmt, ap);
+    va_end(ap);
+}
+
+void proxy_end_desktop_lost(struct proxy *p, const char *reason)
+{
+    proxy_end_lost(p, "VM display: %s", reason);
+}
+
+bool proxy_desktop_lost(struct proxy *p)
+{
+    pthread_mutex_lock(&p->end_lock);
+    bool lost = p->ended && p->end_desktop_lost;
+    pthread_mutex_unlock(&p->end_lock);
+    return lost;
 }
 
 int proxy_event_fd(struct proxy *p)

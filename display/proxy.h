@@ -67,6 +67,10 @@ int proxy_attach_upstream(struct proxy *p, int vnc_fd);
  * display closed); proxy_end_reason() then says which, in words for the log. */
 int proxy_event_fd(struct proxy *p);
 const char *proxy_end_reason(struct proxy *p);
+/* After the event fd fired: true when the VM's display went away (the client is still
+ * connected and sees "The connection to your desktop was lost."), false when the client
+ * left. */
+bool proxy_desktop_lost(struct proxy *p);
 
 /* Stops threads, closes everything. NULL is fine. */
 void proxy_free(struct proxy *p);

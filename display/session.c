@@ -29,6 +29,9 @@
 #define REATTACH_FIRST_DELAY_MS 1000
 #define REATTACH_MAX_DELAY_MS 5000
 #define REATTACH_REPLY_TIMEOUT_MS 5000
+/* The VM's display went away: how long "connection lost" stays up waiting for the broker's
+ * CLOSE with the reason (it learns from libvirt why the desktop stopped). */
+#define DESKTOP_LOST_WAIT_MS 5000
 #define REATTACH_GIVE_UP_TEXT "The desktop server is not available; please log in again"
 #define REATTACH_REFUSED_TEXT "Your session could not be resumed; please log in again"
 
@@ -69,6 +72,8 @@ struct session {
     /* Closing: the reason is on the status screen until linger_until, then exit. */
     uint64_t linger_until;
     int closing_code;
+    bool awaiting_close; /* ... the VM's display was lost: a CLOSE may still come */
+    bool lost_seen;      /* that proxy event was handled (its fd stays readable) */
 
     int relay_stop_fd, relay_done_fd, signal_fd;
     pthread_t relay_thread;
@@ -312,8 +317,27 @@ static void session_close(struct session *s, const char *text, int code)
         log_warning_errno(r, "Cannot show the reason client=%s", s->addr);
     s->reattach_fd = safe_close(s->reattach_fd);
     s->reattaching = false;
+    s->awaiting_close = false;
     s->linger_until = now_ms() + CLOSE_LINGER_MS;
     s->closing_code = code;
+}
+
+/* The VM's display went away while the client is still there. With a broker to hear
+ * from, wait a moment for its CLOSE (the reason, e.g. "Your desktop was shut down", then
+ * replaces "The connection to your desktop was lost."). Returns true when waiting. */
+static bool desktop_lost(struct session *s)
+{
+    log_info("Desktop display lost client=%s user=%s reason=\"%s\"%s", s->addr, s->user,
+             proxy_end_reason(s->proxy),
+             s->control_fd >= 0 ? ", waiting for the broker's reason" : "");
+    s->desktop_live = false;
+    if (s->control_fd < 0)
+        return false;
+    s->lost_seen = true;
+    s->awaiting_close = true;
+    s->linger_until = now_ms() + DESKTOP_LOST_WAIT_MS;
+    s->closing_code = SESSION_EXIT_OK;
+    return true;
 }
 
 /* ---- ACTIVITY ------------------------------------------------------------------------ */
@@ -676,9 +700,11 @@ static int session_loop(struct session *s)
 
         bool closing = s->linger_until != 0;
         struct pollfd p[FD_COUNT] = {
-            [FD_CONTROL] = {.fd = closing ? -1 : s->control_fd, .events = POLLIN},
+            [FD_CONTROL] = {.fd = closing && !s->awaiting_close ? -1 : s->control_fd,
+                            .events = POLLIN},
             [FD_REATTACH] = {.fd = closing ? -1 : s->reattach_fd, .events = POLLIN},
-            [FD_PROXY] = {.fd = proxy_event_fd(s->proxy), .events = POLLIN},
+            [FD_PROXY] = {.fd = s->lost_seen ? -1 : proxy_event_fd(s->proxy),
+                          .events = POLLIN},
             [FD_INPUT] = {.fd = proxy_input_fd(s->proxy), .events = POLLIN},
             [FD_RELAY] = {.fd = s->relay_done_fd, .events = POLLIN},
             [FD_SIGNAL] = {.fd = s->signal_fd, .events = POLLIN},
@@ -714,6 +740,8 @@ static int session_loop(struct session *s)
             return s->linger_until ? s->closing_code : SESSION_EXIT_OK;
         }
         if (p[FD_PROXY].revents) {
+            if (!s->linger_until && proxy_desktop_lost(s->proxy) && desktop_lost(s))
+                continue;
             log_info("Desktop session ended client=%s user=%s reason=\"%s\"", s->addr, s->user,
                      proxy_end_reason(s->proxy));
             return s->linger_until ? s->closing_code : SESSION_EXIT_OK;

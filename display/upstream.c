@@ -228,7 +228,7 @@ static void upstream_fail(struct upstream *u, const char *reason)
     p->status_text = strdup("The connection to your desktop was lost.");
     proxy_draw_status_locked(p);
     pthread_mutex_unlock(&p->fb_lock);
-    proxy_end(p, "VM display: %s", reason);
+    proxy_end_desktop_lost(p, reason);
 }
 
 static void *upstream_thread(void *arg)

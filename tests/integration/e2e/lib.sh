@@ -333,7 +333,7 @@ RENDER_STATUS=${RENDER_STATUS:-$VDI_BUILD_DIR/tests/integration/e2e/vdi-render-s
 # expect_screen NAME FRAME.ppm TEXT: FRAME (what a client saw last, e.g. when it was
 # closed) is the status screen showing TEXT, as vdi-session draws it.
 expect_screen() {
-    local name=$1 frame=$2 text=$3 w h out
+    local name=$1 frame=$2 text=$3 w h out n
     [ -x "$RENDER_STATUS" ] || abort "prerequisites" "$RENDER_STATUS is not built"
     if [ ! -s "$frame" ]; then
         fail "$name" "no frame saved in $frame"
@@ -341,8 +341,11 @@ expect_screen() {
     fi
     read -r w h < <(identify -format '%w %h\n' "$frame")
     "$RENDER_STATUS" "$w" "$h" "$text" "$frame.expected.ppm" || abort "$name" "render failed"
-    out=$(client compare "$frame" "$frame.expected.ppm" --tolerance 0)
-    if grep -q '^differing-pixels: 0$' <<<"$out"; then
+    # Tight/JPEG on the way is lossy at the anti-aliased edges of the letters: a few
+    # dozen pixels differ; another text differs in thousands.
+    out=$(client compare "$frame" "$frame.expected.ppm")
+    n=$(sed -n 's/^differing-pixels: //p' <<<"$out")
+    if [ "${n:-999999}" -le 200 ]; then
         pass "$name: \"$text\""
     else
         fail "$name" "the screen is not \"$text\" ($out; see $frame)"
@@ -352,7 +355,7 @@ expect_screen() {
 # audit_has NAME JQ-FILTER: some line of the audit log matches (jq -e on each line).
 audit_has() {
     local name=$1 filter=$2
-    if jq -ce "select($filter)" "$STATE/audit.log" 2>/dev/null | grep -q .; then
+    if [ -n "$(jq -c "select($filter)" "$STATE/audit.log" 2>/dev/null)" ]; then
         pass "audit: $name"
     else
         fail "audit: $name" "no line matches $filter in $STATE/audit.log"

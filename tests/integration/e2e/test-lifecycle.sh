@@ -38,7 +38,7 @@ poll_until 20 power_is shutoff
 check "the desktop is off, and stays off (stop_action none)" test $? -eq 0
 audit_has "session.end: desktop shutdown" \
     '.event == "session.end" and .user == "alice" and (.reason | test("shutdown"))'
-audit_has "desktop.stopped shutdown" '.event == "desktop.stopped" and .event == "desktop.stopped" and .desktop == "'"$D"'"'
+audit_has "desktop.stopped shutdown" '.event == "desktop.stopped" and .kind == "shutdown" and .desktop == "'"$D"'"'
 check "no session is left for alice" test -z "$(session_id_of alice)"
 
 # --- virsh destroy --------------------------------------------------------------------------

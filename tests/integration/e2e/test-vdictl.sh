@@ -233,13 +233,13 @@ client session "$H" --ca "$CA" --user alice --password "$(password alice)" --tim
 cpid=$!
 E2E_BG_PIDS+=("$cpid")
 wait_text "$(console_log "$D")" CONNECTED 120 || fail "alice's session is up" "$(cat "$T/alice.out")"
-sleep 2 # connected seconds > 0 for usage
+sleep 6 # connected seconds > 0 for usage; an activity report (every 5 s) with bytes sent
 expect 0 "session list" session list
 has "alice" "session list: alice's session"
 has "$D" "session list: her desktop"
 expect 0 "session list --json" session list --json
-jqt "(.sessions | length) == 1 and .sessions[0].user == \"alice\" and .sessions[0].desktop == \"$D\" and .sessions[0].pool == \"p1\" and .sessions[0].ended == 0" \
-    "session list --json: alice on $D, not ended"
+jqt "(.sessions | length) == 1 and .sessions[0].user == \"alice\" and .sessions[0].desktop == \"$D\" and .sessions[0].pool == \"p1\" and .sessions[0].state == \"connected\" and .sessions[0].client == \"127.0.0.1\" and .sessions[0].bytes_to_client > 0" \
+    "session list --json: alice on $D, connected from 127.0.0.1, bytes sent"
 SID=$(jq -r '.sessions[0].id' <<<"$OUT")
 expect 0 "desktop list" desktop list
 has "$D" "desktop list: $D"
@@ -265,10 +265,12 @@ else
 fi
 expect 5 "session disconnect $SID again: not found" session disconnect "$SID"
 expect 0 "session list --json after the disconnect" session list --json
-jqt '.sessions | length == 0' "no connected session left"
-expect 0 "session list --all --json" session list --all --json
-jqt "any(.sessions[]; .id == $SID and .user == \"alice\" and .ended > 0)" \
-    "session list --all: alice's session, ended"
+jqt "[.sessions[] | select(.state == \"connected\")] | length == 0" "no connected session left"
+jqt "any(.sessions[]; .id == $SID and .state == \"disconnected\")" \
+    "alice's session waits out its grace period, disconnected"
+expect 0 "session list --history --json" session list --history --json
+jqt "any(.sessions[]; .session_id == $SID and .user == \"alice\" and .ended > 0)" \
+    "session list --history: alice's connection, ended"
 
 # --- usage ---------------------------------------------------------------------------------
 expect 0 "usage --user alice --json" usage --user alice --json

@@ -9,7 +9,13 @@
  *
  *   vnc-test-client session HOST:PORT --ca FILE --user U (--password P | --password-file F)
  *                   [--security vencrypt|none|vncauth] [--timeout S] [--encodings E]
- *                   [--source ADDR] [ACTION]...
+ *                   [--quality N] [--source ADDR] [ACTION]...
+ *     --encodings E        libvncclient's encodings string (default: its own list, Tight
+ *                          first)
+ *     --quality N          0..9: allow lossy JPEG in Tight at this quality. Without it no
+ *                          quality level is sent, so the server never uses JPEG and every
+ *                          picture is lossless: saved frames compare exactly with
+ *                          vdi-render-status output
  *     --source ADDR        connect from this local address (e.g. 127.0.0.2: another
  *                          "client" as the server sees it); the socket is bound and
  *                          connected here, then handed to libvncclient
@@ -25,12 +31,12 @@
  *                          Later --save/--expect use the last picture received before the
  *                          close (e.g. the reason screen); other actions then fail (exit 2)
  *     --save FILE          write the framebuffer as a binary PPM
- *   vnc-test-client raw-security HOST:PORT [--choose N] [--timeout S]
+ *   vnc-test-client raw-security HOST:PORT [--choose N] [--timeout S] [--source ADDR]
  *     prints "version: ...", "security-types: 19 ..." and with --choose, sends type N even
  *     when it was not offered and prints "result: accepted" or "result: refused[: reason]"
- *   vnc-test-client raw-stall HOST:PORT [--timeout S]
+ *   vnc-test-client raw-stall HOST:PORT [--timeout S] [--source ADDR]
  *     connects, sends nothing, prints "closed-after-ms: N" when the server hangs up
- *   vnc-test-client raw-garbage HOST:PORT [--timeout S]
+ *   vnc-test-client raw-garbage HOST:PORT [--timeout S] [--source ADDR]
  *     reads the server version, sends garbage, prints "closed-after-ms: N"
  *   vnc-test-client compare A B [--tolerance N] [--fuzz N] [--find]
  *     prints "differing-pixels: N" (pixels where a channel differs by more than the fuzz,
@@ -550,6 +556,7 @@ static int cmd_session(int argc, char **argv)
     int port, timeout = 120;
     split_host_port(argv[0], &host, &port);
     const char *security = "vencrypt", *encodings = NULL, *source = NULL;
+    int quality = -1;
     int i = 1;
     /* Connection options come first; the rest are actions. */
     for (; i < argc; i++) {
@@ -570,6 +577,8 @@ static int cmd_session(int argc, char **argv)
             encodings = v;
         else if (!strcmp(a, "--source") && v)
             source = v;
+        else if (!strcmp(a, "--quality") && v && atoi(v) >= 0 && atoi(v) <= 9)
+            quality = atoi(v);
         else
             break;
         i++;
@@ -603,6 +612,10 @@ static int cmd_session(int argc, char **argv)
     cl->readTimeout = (unsigned)timeout;
     if (encodings)
         cl->appData.encodingsString = encodings;
+    /* libvncclient sends a JPEG quality level by default, which makes libvncserver's Tight
+     * lossy; the tests compare pictures, so only --quality asks for it. */
+    cl->appData.enableJPEG = quality >= 0;
+    cl->appData.qualityLevel = quality >= 0 ? quality : 5;
     uint32_t schemes[] = {scheme, 0};
     SetClientAuthSchemes(cl, schemes, 1);
     if (source) {
@@ -714,11 +727,26 @@ static int cmd_session(int argc, char **argv)
 
 /* ---- raw RFB ----------------------------------------------------------------------- */
 
-static int raw_connect(const char *hostport)
+static const char *option_value(int argc, char **argv, const char *name)
 {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name))
+            return argv[i + 1];
+    return NULL;
+}
+
+/* Connects to argv[0] (HOST:PORT), from --source ADDR when given. */
+static int raw_connect(int argc, char **argv)
+{
+    const char *hostport = argv[0], *source = option_value(argc, argv, "--source");
     char *host;
     int port;
     split_host_port(hostport, &host, &port);
+    if (source) {
+        int fd = connect_from(source, host, port, 10);
+        free(host);
+        return fd;
+    }
     char ports[16];
     snprintf(ports, sizeof(ports), "%d", port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
@@ -780,7 +808,7 @@ static int cmd_raw_stall(int argc, char **argv)
         die(EXIT_USAGE, "raw-stall: HOST:PORT missing");
     set_deadline(parse_timeout(argc, argv, 120));
     int64_t t0 = now_ms();
-    int fd = raw_connect(argv[0]);
+    int fd = raw_connect(argc, argv);
     printf("closed-after-ms: %" PRId64 "\n", wait_closed(fd, t0));
     close(fd);
     return EXIT_OK;
@@ -792,7 +820,7 @@ static int cmd_raw_garbage(int argc, char **argv)
         die(EXIT_USAGE, "raw-garbage: HOST:PORT missing");
     set_deadline(parse_timeout(argc, argv, 120));
     int64_t t0 = now_ms();
-    int fd = raw_connect(argv[0]);
+    int fd = raw_connect(argc, argv);
     char version[12];
     if (read_full(fd, version, sizeof(version))) {
         /* Not a version string, then a huge "length" and binary noise. */
@@ -814,7 +842,7 @@ static int cmd_raw_security(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--choose"))
             choose = atoi(argv[i + 1]);
-    int fd = raw_connect(argv[0]);
+    int fd = raw_connect(argc, argv);
     char version[13] = {0};
     if (!read_full(fd, version, 12))
         die(EXIT_CONNECT, "no version from server");

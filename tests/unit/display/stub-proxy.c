@@ -2,7 +2,8 @@
  * A stand-in for display/proxy.c (proxy.h) so vdi-session can be tested end to end
  * without libvncserver: it speaks just enough RFB from ClientInit on for a client to get
  * its ServerInit, then parses (and drops) the client's messages, counting key, pointer and
- * QEMU extended key events as input unless view-only, like the real proxy. The latest
+ * QEMU extended key events as input unless view-only, like the real proxy; EOF on the
+ * VM display fd ends it as "desktop lost", like the real proxy. The latest
  * status text becomes the desktop name in ServerInit, and every call vdi-session makes
  * that changes the picture is logged ("stub-proxy: ..."), so a test can see what
  * vdi-session asked to show. Test-only: linked into vdi-session-stub, never into the real
@@ -10,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,7 +33,11 @@ struct proxy {
     pthread_mutex_t lock;
     char status[256];
     char end_reason[64];
+    bool ended, desktop_lost;
     int upstream_fd;
+    pthread_t watch_thread; /* EOF on upstream_fd: "the VM's display went away" */
+    bool watching;
+    int watch_stop;
     bool view_only;         /* atomic */
     uint64_t last_input_ms; /* atomic */
     uint64_t dropped;       /* atomic: input dropped as view-only */
@@ -111,6 +117,20 @@ static void put_u32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+static void stub_end(struct proxy *p, const char *reason, bool desktop_lost)
+{
+    pthread_mutex_lock(&p->lock);
+    bool first = !p->ended;
+    if (first) {
+        snprintf(p->end_reason, sizeof(p->end_reason), "%s", reason);
+        p->ended = true;
+        p->desktop_lost = desktop_lost;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (first)
+        (void)eventfd_write(p->event_fd, 1);
+}
+
 static void *stub_main(void *userdata)
 {
     struct proxy *p = userdata;
@@ -134,11 +154,41 @@ static void *stub_main(void *userdata)
     } else {
         reason = "no ClientInit";
     }
-    pthread_mutex_lock(&p->lock);
-    snprintf(p->end_reason, sizeof(p->end_reason), "%s", reason);
-    pthread_mutex_unlock(&p->lock);
-    (void)eventfd_write(p->event_fd, 1);
+    stub_end(p, reason, false);
     return NULL;
+}
+
+static void *watch_main(void *userdata)
+{
+    struct proxy *p = userdata;
+    char buf[256];
+    for (;;) {
+        struct pollfd f[2] = {{.fd = p->upstream_fd, .events = POLLIN},
+                              {.fd = p->watch_stop, .events = POLLIN}};
+        if (poll(f, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return NULL;
+        }
+        if (f[1].revents)
+            return NULL;
+        ssize_t n = read(p->upstream_fd, buf, sizeof(buf));
+        if (n > 0 || (n < 0 && (errno == EINTR || errno == EAGAIN)))
+            continue;
+        break;
+    }
+    log_info("stub-proxy: desktop lost");
+    stub_end(p, "VM display: connection closed", true);
+    return NULL;
+}
+
+static void watch_stop(struct proxy *p)
+{
+    if (!p->watching)
+        return;
+    (void)eventfd_write(p->watch_stop, 1);
+    pthread_join(p->watch_thread, NULL);
+    p->watching = false;
 }
 
 int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_fd)
@@ -156,6 +206,7 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     p->height = opts->height;
     p->upstream_fd = -1;
     p->input_fd = -1;
+    p->watch_stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (opts->input_wake_ms > 0) {
         p->input_wake_ms = opts->input_wake_ms;
         p->input_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -193,6 +244,7 @@ int proxy_show_notice(struct proxy *p, const char *text)
 
 int proxy_close_desktop(struct proxy *p, const char *text)
 {
+    watch_stop(p);
     pthread_mutex_lock(&p->lock);
     snprintf(p->status, sizeof(p->status), "%s", text);
     p->upstream_fd = safe_close(p->upstream_fd);
@@ -228,6 +280,7 @@ int proxy_attach_upstream(struct proxy *p, int vnc_fd)
         close(vnc_fd);
         return -EBUSY;
     }
+    p->watching = pthread_create(&p->watch_thread, NULL, watch_main, p) == 0;
     return 0;
 }
 
@@ -241,15 +294,25 @@ const char *proxy_end_reason(struct proxy *p)
     return p->end_reason;
 }
 
+bool proxy_desktop_lost(struct proxy *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool lost = p->desktop_lost;
+    pthread_mutex_unlock(&p->lock);
+    return lost;
+}
+
 void proxy_free(struct proxy *p)
 {
     if (!p)
         return;
+    watch_stop(p);
     shutdown(p->fd, SHUT_RDWR);
     pthread_join(p->thread, NULL);
     log_info("stub-proxy: freed dropped_input=%" PRIu64,
              __atomic_load_n(&p->dropped, __ATOMIC_RELAXED));
     safe_close(p->input_fd);
+    safe_close(p->watch_stop);
     close(p->fd);
     close(p->event_fd);
     safe_close(p->upstream_fd);

@@ -693,6 +693,50 @@ static void test_notice_and_close_after_attach(void **state)
     }
 }
 
+/* The VM's display goes away (guest powered off): "connection lost" stays up while the
+ * broker may still send its CLOSE with the reason, which then replaces it. */
+static void test_desktop_lost_then_close(void **state)
+{
+    (void)state;
+    struct session s;
+    struct vnc v;
+    struct fake_vm f;
+    desktop_ready(&s, &v, &f, 0, NULL);
+    wait_for_log("Desktop attached", 5000);
+    fake_vm_stop(&f);
+    wait_for_log("Desktop display lost client=127.0.0.1:4242 user=alice", 5000);
+    usleep(500 * 1000);
+    uint64_t t0 = now_ms();
+    broker_send(&s, PROTO_CLOSE, false, "Your desktop was shut down", -1);
+    assert_int_equal(session_wait(&s, 10000), 0);
+    uint64_t took = now_ms() - t0;
+    assert_true(took >= 2000 && took < 5000);
+    vnc_close(&v);
+    check_log();
+    if (using_stub())
+        assert_non_null(
+            strstr(read_log(), "stub-proxy: close_desktop text=\"Your desktop was shut down\""));
+}
+
+/* ... and without a word from the broker the session ends a few seconds later. */
+static void test_desktop_lost_no_close(void **state)
+{
+    (void)state;
+    struct session s;
+    struct vnc v;
+    struct fake_vm f;
+    desktop_ready(&s, &v, &f, 0, NULL);
+    wait_for_log("Desktop attached", 5000);
+    uint64_t t0 = now_ms();
+    fake_vm_stop(&f);
+    assert_int_equal(session_wait(&s, 10000), 0);
+    uint64_t took = now_ms() - t0;
+    assert_true(took >= 4500 && took < 8000);
+    vnc_close(&v);
+    check_log();
+    assert_non_null(strstr(read_log(), "waiting for the broker's reason"));
+}
+
 static void test_notice_before_ready(void **state)
 {
     (void)state;
@@ -990,6 +1034,8 @@ int main(void)
         cmocka_unit_test_setup(test_view_only, setup_log),
         cmocka_unit_test_setup(test_notice_and_close_after_attach, setup_log),
         cmocka_unit_test_setup(test_notice_before_ready, setup_log),
+        cmocka_unit_test_setup(test_desktop_lost_then_close, setup_log),
+        cmocka_unit_test_setup(test_desktop_lost_no_close, setup_log),
         cmocka_unit_test_setup(test_reattach_ok, setup_log),
         cmocka_unit_test_setup(test_reattach_refused, setup_log),
         cmocka_unit_test_setup(test_reattach_wrong_uid, setup_log),
