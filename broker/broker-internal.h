@@ -88,6 +88,12 @@ int job_submit(struct loop *l, struct job *j);
 void job_submit_simple(struct loop *l, enum job_kind kind, uint64_t connection_id,
                        uint64_t session_id, const char *desktop);
 
+/* "1 second", "90 seconds", "5 minutes", "2 hours": durations in texts users read. */
+struct duration_text {
+    char s[32];
+};
+struct duration_text duration_text(uint64_t seconds);
+
 /* ---- connections (broker.c) ---- */
 
 void conn_kill(struct loop *l, struct connection *c, const char *why);

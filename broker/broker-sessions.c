@@ -28,23 +28,6 @@
 #define TEXT_WATCH_ENDED "The session you were watching ended"
 #define TEXT_SESSION_GONE "The session you asked to watch has ended"
 
-/* "90 seconds", "5 minutes", "2 hours": for the texts users read. */
-struct duration_text {
-    char s[32];
-};
-static struct duration_text duration(int seconds)
-{
-    struct duration_text t;
-
-    if (seconds < 120)
-        snprintf(t.s, sizeof(t.s), "%d second%s", seconds, seconds == 1 ? "" : "s");
-    else if (seconds < 2 * 3600)
-        snprintf(t.s, sizeof(t.s), "%d minutes", (seconds + 30) / 60);
-    else
-        snprintf(t.s, sizeof(t.s), "%d hours", (seconds + 1800) / 3600);
-    return t;
-}
-
 void policy_from_pool(const struct store_pool *pool, struct session_policy *ret)
 {
     *ret = (struct session_policy){
@@ -382,7 +365,7 @@ void sessions_tick(struct loop *l, uint64_t now)
                               "user", s->user, "desktop", s->desktop, "kind", "idle", NULL);
             if (u) {
                 detach_user(l, s, u, "idle timeout");
-                conn_close(l, u, TEXT_IDLE_TIMEOUT, duration(s->policy.idle_timeout_s).s);
+                conn_close(l, u, TEXT_IDLE_TIMEOUT, duration_text(s->policy.idle_timeout_s).s);
             }
             break;
         case SESSION_DUE_MAX_WARNING:
@@ -394,7 +377,7 @@ void sessions_tick(struct loop *l, uint64_t now)
                      s->policy.max_session_s);
             (void)audit_event(l->ctx->audit, "session.timeout", "session", u64_text(s->id).s,
                               "user", s->user, "desktop", s->desktop, "kind", "max", NULL);
-            snprintf(text, sizeof(text), TEXT_MAX_TIMEOUT, duration(s->policy.max_session_s).s);
+            snprintf(text, sizeof(text), TEXT_MAX_TIMEOUT, duration_text(s->policy.max_session_s).s);
             close_all(l, s, text, "time limit");
             logoff(l, s, "time limit");
             break;

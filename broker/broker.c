@@ -34,12 +34,26 @@
 #define TEXT_AUTH_TIMEOUT "Authentication took too long"
 #define TEXT_STARTING "Starting your desktop..."
 #define TEXT_DESKTOP_FAILED "Your desktop could not be started: "
-#define TEXT_THROTTLED "Too many failed logins; try again in %" PRIu64 " seconds"
-#define TEXT_LOCKED "Too many failed logins; logging in is locked for %" PRIu64 " minutes"
+#define TEXT_THROTTLED "Too many failed logins; try again in %s"
+#define TEXT_LOCKED "Too many failed logins; logging in is locked for %s"
 #define TEXT_NOT_ADMIN "Only administrators may watch other sessions"
 #define TEXT_SHUTDOWN "The server is shutting down"
 #define TEXT_RESTARTING "The server is restarting; please log in again in a moment"
 #define TEXT_INTERNAL "Internal server error"
+
+struct duration_text duration_text(uint64_t seconds)
+{
+    struct duration_text t;
+
+    if (seconds < 120)
+        snprintf(t.s, sizeof(t.s), "%llu second%s", (unsigned long long)seconds,
+                 seconds == 1 ? "" : "s");
+    else if (seconds < 2 * 3600)
+        snprintf(t.s, sizeof(t.s), "%llu minutes", (unsigned long long)(seconds + 30) / 60);
+    else
+        snprintf(t.s, sizeof(t.s), "%llu hours", (unsigned long long)(seconds + 1800) / 3600);
+    return t;
+}
 
 /* ---- jobs ---- */
 
@@ -519,10 +533,8 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
         (void)audit_event(l->ctx->audit, locked ? "login.locked" : "login.throttled", "user",
                           c->user, "client", c->address, "by",
                           t.by_account ? "account" : "address", NULL);
-        if (locked)
-            snprintf(text, sizeof(text), TEXT_LOCKED, (secs + 59) / 60);
-        else
-            snprintf(text, sizeof(text), TEXT_THROTTLED, secs);
+        snprintf(text, sizeof(text), locked ? TEXT_LOCKED : TEXT_THROTTLED,
+                 duration_text(secs).s);
         conn_refuse_login(l, c, text);
         return;
     }

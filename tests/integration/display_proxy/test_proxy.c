@@ -588,6 +588,7 @@ static void run_session(const char *encodings, bool jpeg, int tolerance, bool ch
     assert_true(event_fd_fired(p, 5000));
     assert_non_null(proxy_end_reason(p));
     assert_string_equal(proxy_end_reason(p), "client disconnected");
+    assert_false(proxy_desktop_lost(p));
     proxy_free(p);
     safe_close(client_fd);
 }
@@ -794,6 +795,7 @@ static void test_garbage_after_handshake(void **state)
     const char *reason = proxy_end_reason(p);
     assert_non_null(reason);
     assert_true(startswith(reason, "VM display:"));
+    assert_true(proxy_desktop_lost(p));
     fprintf(stderr, "end reason: %s\n", reason);
 
     /* The client is still connected and gets the status screen at the VM's size. */
