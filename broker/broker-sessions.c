@@ -147,6 +147,7 @@ static void logoff(struct loop *l, struct session *s, const char *reason)
     }
     j->session_id = s->id;
     snprintf(j->desktop, sizeof(j->desktop), "%s", s->desktop);
+    snprintf(j->user, sizeof(j->user), "%s", s->user);
     /* A user connection just told to close still counts as connected until its process
      * exits; the logoff must not wait for that (nor skip because of it). */
     for (size_t i = 0; i < connection_registry_size(l->conns); i++) {

@@ -325,7 +325,7 @@ static void job_run(void *userdata)
     case JOB_LOGOFF:
         for (size_t i = 0; i < j->n_closing; i++)
             pools_session_end(pools, j->closing[i]);
-        j->result = pools_logoff(pools, j->desktop);
+        j->result = pools_logoff(pools, j->desktop, j->user);
         break;
     case JOB_DESKTOP_STOPPED:
         pools_desktop_stopped(pools, j->desktop, j->event);

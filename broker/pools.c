@@ -881,8 +881,9 @@ int pools_pool_get(struct pools *p, const char *name, struct store_pool *ret)
 }
 
 /* The pool's logoff action, when the last client left. */
-int pools_logoff(struct pools *p, const char *name)
+int pools_logoff(struct pools *p, const char *name, const char *user)
 {
+    bool skipped = false;
     struct pools_error err = {"", ""};
     struct store_desktop d;
     struct store_pool pool;
@@ -892,8 +893,12 @@ int pools_logoff(struct pools *p, const char *name)
 
     desktop_lock(p, &node, name);
     if (connected(p, name) > 0 || store_desktop_get(p->store, name, &d) < 0 ||
-        store_pool_get(p->store, d.pool, &pool) < 0)
-        goto out; /* someone came back meanwhile, or it is gone */
+        !streq(d.owner, user) || store_pool_get(p->store, d.pool, &pool) < 0) {
+        /* Someone came back meanwhile, an admin gave the desktop to someone else, or it
+         * is gone. */
+        skipped = true;
+        goto out;
+    }
 
     if (pool.kind == STORE_POOL_FLOATING) {
         /* Floating: back to the template and to the pool, whatever the action. */
@@ -924,6 +929,9 @@ out:
     desktop_unlock(p, &node);
     if (r < 0)
         log_error("logoff of desktop %s failed: %s", name, err.log);
+    else if (skipped)
+        log_info("logoff skipped name=%s user=%s: connected again, no longer theirs, or gone",
+                 name, user);
     else
         log_info("logoff done name=%s", name);
     return r;

@@ -140,9 +140,10 @@ int pools_session_reattach(struct pools *p, uint64_t connection_id, const char *
                            struct store_session *ret);
 /* Session rows still open (at start: those of the previous run). */
 int pools_open_sessions(struct pools *p, struct store_session **ret, size_t *ret_n);
-/* The pool's logoff action on desktop, unless a user is connected to it again. Blocks for
- * it (a shutdown can take shutdown_timeout_s). Returns 0 or -errno (logged). */
-int pools_logoff(struct pools *p, const char *desktop);
+/* The pool's logoff action on user's desktop, unless a user is connected to it again or
+ * it is no longer user's (an admin unassigned it meanwhile). Blocks for it (a shutdown can
+ * take shutdown_timeout_s). Returns 0 or -errno (logged). */
+int pools_logoff(struct pools *p, const char *desktop, const char *user);
 /* A pool's record, for its session policies. 0, -ENOENT, -EIO. */
 int pools_pool_get(struct pools *p, const char *name, struct store_pool *ret);
 

@@ -489,7 +489,7 @@ static int relay_tls_recv(struct relay *r, uint64_t now)
     r->recv_blocked = false;
     if (n > 0) {
         rb_appended(&r->to_local, (size_t)n, now);
-        r->stats->bytes_from_tls += (uint64_t)n;
+        __atomic_fetch_add(&r->stats->bytes_from_tls, (uint64_t)n, __ATOMIC_RELAXED);
         return 1;
     }
     if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
@@ -520,7 +520,7 @@ static int relay_tls_send(struct relay *r, uint64_t now)
     if (n > 0) {
         r->send_inflight = 0;
         rb_consumed(&r->to_tls, (size_t)n, now);
-        r->stats->bytes_to_tls += (uint64_t)n;
+        __atomic_fetch_add(&r->stats->bytes_to_tls, (uint64_t)n, __ATOMIC_RELAXED);
         return 1;
     }
     if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {

@@ -53,7 +53,7 @@ int tls_conn_write_full(struct tls_conn *t, const void *buf, size_t len, uint64_
  * write_timeout_ms bounds how long a peer may refuse to take bytes (stalled client).
  * Returns 0 on orderly close or stop, negative errno otherwise. */
 struct tls_relay_stats {
-    uint64_t bytes_from_tls; /* client -> local */
+    uint64_t bytes_from_tls; /* client -> local; updated atomically (read while it runs) */
     uint64_t bytes_to_tls;   /* local -> client */
 };
 int tls_relay_run(struct tls_conn *t, int local_fd, int stop_fd, int write_timeout_ms,

@@ -179,12 +179,14 @@ template_setup() {
 }
 
 # pool_setup NAME [vdictl pool add options...]: a pool of the demo template sized for
-# TCG (1 vCPU, 128 MiB); the group staff (alice, bob) is entitled to it.
+# TCG (1 vCPU, 128 MiB), with no grace period unless the options give one (the logoff
+# action runs when the user leaves); the group staff (alice, bob) is entitled to it.
 pool_setup() {
-    local name=$1
+    local name=$1 grace=(--grace 0)
     shift
+    [[ " $* " == *" --grace "* ]] && grace=()
     vdictl_admin template show demo >/dev/null 2>&1 || template_setup demo
-    vdictl_admin pool add "$name" --template demo --vcpus 1 --memory 128 "$@" >/dev/null &&
+    vdictl_admin pool add "$name" --template demo --vcpus 1 --memory 128 "${grace[@]}" "$@" >/dev/null &&
         vdictl_admin entitlement add "$name" --group staff >/dev/null ||
         abort "pool setup" "vdictl pool/entitlement add failed: $(tail -n1 "$T/logs/vdictl.log")"
 }

@@ -343,7 +343,7 @@ check "bob logs in after the kills and what he types runs on his desktop ('$B', 
 check "bob's marker is on $B's serial log" grep -aqF "$marker" "$(console_log "$B")"
 # Session ids start at 1 again in every broker run; the session history must still have
 # this one (it is what `vdictl session list` shows while it is connected).
-n=$(vdictl_admin --json session list --all |
+n=$(vdictl_admin --json session list --history |
     jq "[.sessions[] | select(.user == \"bob\" and .desktop == \"$B\")] | length")
 check "bob's session on $B (after the restarts) is in the session history ($n)" test "${n:-0}" -ge 1
 

@@ -321,16 +321,21 @@ has "vdi_sessions 0" "metrics --json: the text"
 expect 0 "audit" audit
 has "ACTOR" "audit (table): a header"
 has "desktop.reset" "audit (table): the reset"
-expect 0 "audit --json" audit --json --limit 10000
-jqt '[.events[].actor] | unique == ["admin"]' "audit: every event's actor is admin"
+expect 0 "audit --json --event admin" audit --json --event admin --limit 10000
+jqt '[.events[].actor] | unique == ["admin"]' "audit: every admin event's actor is admin"
 for a in template.add:demo template.delete:spare pool.add:p1 pool.update:p1 pool.delete:p2 \
     entitlement.add:p1 entitlement.delete:p1 session.disconnect:"$SID" desktop.stop:"$D" \
     desktop.start:"$D" desktop.unassign:"$D" desktop.assign:"$D" desktop.reset:"$D"; do
-    jqt "any(.events[]; .action == \"${a%%:*}\" and .target == \"${a#*:}\")" "audit: ${a%%:*} of ${a#*:}"
+    jqt "any(.events[]; .event == \"admin.${a%%:*}\" and .target == \"${a#*:}\")" "audit: ${a%%:*} of ${a#*:}"
 done
-jqt '[.events[] | select(.action == "template.add")] | length == 2' \
+jqt '[.events[] | select(.event == "admin.template.add")] | length == 2' \
     "audit: refused changes are not recorded (2 template.add, not 4)"
-jqt '[.events[].id] == ([.events[].id] | sort | reverse)' "audit: newest first"
+jqt '[.events[].time] == ([.events[].time] | sort | reverse)' "audit: newest first"
+expect 0 "audit --json --event login --user alice" audit --json --event login --user alice
+jqt 'any(.events[]; .event == "login.success" and .user == "alice" and .client == "127.0.0.1")' \
+    "audit: alice's login, filtered by event prefix and user"
+jqt 'all(.events[]; .user == "alice" and (.event | startswith("login.")))' \
+    "audit: the filters leave nothing else"
 expect 0 "audit --limit 2 --json" audit --limit 2 --json
 jqt '.events | length == 2' "audit --limit 2: two events"
 expect 0 "audit --since tomorrow --json" audit --since "$(($(date +%s) + 86400))" --json

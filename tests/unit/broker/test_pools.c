@@ -214,6 +214,7 @@ static uint64_t next_connection = 100000;
 static struct {
     uint64_t id;
     char desktop[STORE_DESKTOP_MAX + 1];
+    char user[STORE_NAME_MAX + 1];
 } begun[64];
 
 static struct pools_connection connection(uint64_t id, const char *user, const char *client)
@@ -258,6 +259,7 @@ static void begin(struct fx *f, uint64_t id, const char *user, const char *deskt
         if (!begun[i].id) {
             begun[i].id = id;
             snprintf(begun[i].desktop, sizeof(begun[i].desktop), "%s", desktop);
+            snprintf(begun[i].user, sizeof(begun[i].user), "%s", user);
             break;
         }
     pools_session_begin(f->pools, &c, desktop);
@@ -269,7 +271,7 @@ static void leave(struct fx *f, uint64_t id)
     for (size_t i = 0; i < ARRAY_SIZE(begun); i++)
         if (begun[i].id == id) {
             begun[i].id = 0;
-            (void)pools_logoff(f->pools, begun[i].desktop);
+            (void)pools_logoff(f->pools, begun[i].desktop, begun[i].user);
         }
 }
 
@@ -1242,11 +1244,13 @@ static void test_reconcile_floating_released(void **state)
     assert_int_equal(metric_now(f, "vdi_sessions"), 1);
 
     /* bob's logoff waits for him; gone, the logoff frees the desktop */
-    assert_int_equal(pools_logoff(f->pools, e), 0);
+    assert_int_equal(pools_logoff(f->pools, e, "bob"), 0);
     assert_string_equal(row(f, e).owner, "bob");
     pools_session_end(f->pools, 3);
     assert_int_equal(pools_session_reattach(f->pools, 3, c.token_hash, &row_back), -EPERM);
-    assert_int_equal(pools_logoff(f->pools, e), 0);
+    assert_int_equal(pools_logoff(f->pools, e, "carol"), 0); /* not hers: nothing */
+    assert_string_equal(row(f, e).owner, "bob");
+    assert_int_equal(pools_logoff(f->pools, e, "bob"), 0);
     assert_string_equal(row(f, e).owner, "");
 }
 

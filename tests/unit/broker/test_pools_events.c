@@ -477,7 +477,7 @@ static void test_expected_stops_ignored(void **state)
     assert_power(f, d, VIRT_STATE_RUNNING);
 
     /* logoff shutdown */
-    assert_int_equal(pools_logoff(f->pools, d), 0);
+    assert_int_equal(pools_logoff(f->pools, d, "alice"), 0);
     assert_power(f, d, VIRT_STATE_SHUTOFF);
     pools_desktop_stopped(f->pools, d, VIRT_EVENT_SHUTDOWN);
     assert_power(f, d, VIRT_STATE_SHUTOFF);
@@ -491,7 +491,7 @@ static void test_expected_stops_ignored(void **state)
     /* logoff suspend (managed save), with stop_action reset: the disk stays */
     claim_ok(f, "alice", "s", e);
     uuid_of(f, e, before);
-    assert_int_equal(pools_logoff(f->pools, e), 0);
+    assert_int_equal(pools_logoff(f->pools, e, "alice"), 0);
     assert_power(f, e, VIRT_STATE_SAVED);
     pools_desktop_stopped(f->pools, e, VIRT_EVENT_STOPPED);
     uuid_of(f, e, after);
