@@ -59,20 +59,33 @@ static unsigned shadows_of(struct loop *l, const struct session *s, const struct
     return n;
 }
 
-/* The banner a watched user sees (policy "notify"); "" when nobody watches. */
-static void notice_watchers(struct loop *l, struct session *s, const struct connection *skip)
+/* The banner over the user's desktop, one at a time, most urgent first: the idle warning,
+ * the time-limit warning, "an administrator is watching" (shadow_policy notify), else
+ * none. Sent whenever one of them may have changed; skip: a shadow that is leaving. */
+static void banner_refresh(struct loop *l, struct session *s, const struct connection *skip)
 {
     struct connection *u = user_connection(l, s);
+    uint64_t now = now_ms();
     const char *admin = NULL;
 
-    if (!u || !streq(l->cfg->shadow_policy, "notify"))
+    if (!u)
         return;
+    if (s->idle_warned) {
+        uint64_t end = s->last_input_ms + (uint64_t)s->policy.idle_timeout_s * 1000;
+        conn_notice(l, u, TEXT_IDLE_WARNING, end > now ? (int)((end - now + 999) / 1000) : 0);
+        return;
+    }
+    if (s->max_warned) {
+        uint64_t end = s->started_ms + (uint64_t)s->policy.max_session_s * 1000;
+        conn_notice(l, u, TEXT_MAX_WARNING, end > now ? (int)((end - now + 999) / 1000) : 0);
+        return;
+    }
     for (size_t i = 0; i < connection_registry_size(l->conns) && !admin; i++) {
         const struct connection *c = connection_registry_at(l->conns, i);
         if (c != skip && is_shadow_of(c, s))
             admin = c->user;
     }
-    if (admin)
+    if (admin && streq(l->cfg->shadow_policy, "notify"))
         conn_notice(l, u, TEXT_WATCHED, admin);
     else
         conn_notice(l, u, "%s", "");
@@ -214,7 +227,7 @@ void sessions_desktop_done(struct loop *l, struct job *j, struct connection *c)
     }
     /* The session this login continues: same user, same desktop, not being logged off. */
     s = session_table_find(l->sessions, j->session_id);
-    if (s && (s->state == SESSION_ENDING || !streq(s->desktop, j->desktop)))
+    if (!s || s->state == SESSION_ENDING || !streq(s->desktop, j->desktop))
         s = session_table_find_user(l->sessions, j->user, j->desktop);
     event = s ? (s->state == SESSION_ACTIVE ? "session.takeover" : "session.reconnect")
               : "session.start";
@@ -253,7 +266,7 @@ void sessions_desktop_done(struct loop *l, struct job *j, struct connection *c)
                       "desktop", s->desktop, "pool", s->pool, "client", c->address, "previous",
                       previous ? previous->address : NULL, NULL);
     if (shadows_of(l, s, NULL))
-        notice_watchers(l, s, NULL);
+        banner_refresh(l, s, NULL);
 }
 
 void sessions_shadow_done(struct loop *l, struct job *j, struct connection *c)
@@ -281,7 +294,7 @@ void sessions_shadow_done(struct loop *l, struct job *j, struct connection *c)
                       u64_text(s->id).s, "user", s->user, "desktop", s->desktop, "client",
                       c->address, "notified",
                       streq(l->cfg->shadow_policy, "notify") ? "yes" : "no", NULL);
-    notice_watchers(l, s, NULL);
+    banner_refresh(l, s, NULL);
 }
 
 const char *sessions_reattached(struct loop *l, struct connection *c,
@@ -322,7 +335,7 @@ void sessions_connection_gone(struct loop *l, struct connection *c)
         (void)audit_event(l->ctx->audit, "session.shadow.end", "actor", c->user, "session",
                           u64_text(c->session_id).s, NULL);
         if (s)
-            notice_watchers(l, s, c);
+            banner_refresh(l, s, c);
     }
     job_submit_simple(l, JOB_CONNECTION_END, c->id, 0, NULL);
 }
@@ -352,12 +365,9 @@ void sessions_tick(struct loop *l, uint64_t now)
         case SESSION_DUE_NOTHING:
             break;
         case SESSION_DUE_IDLE_WARNING:
-            if (u)
-                conn_notice(l, u, TEXT_IDLE_WARNING, secs);
-            break;
         case SESSION_DUE_IDLE_CLEAR:
-            if (u)
-                notice_watchers(l, s, NULL);
+        case SESSION_DUE_MAX_WARNING:
+            banner_refresh(l, s, NULL);
             break;
         case SESSION_DUE_IDLE_TIMEOUT:
             log_info("session idle timeout id=%" PRIu64 " user=%s idle_timeout_s=%d", s->id,
@@ -368,10 +378,6 @@ void sessions_tick(struct loop *l, uint64_t now)
                 detach_user(l, s, u, "idle timeout");
                 conn_close(l, u, TEXT_IDLE_TIMEOUT, duration_text(s->policy.idle_timeout_s).s);
             }
-            break;
-        case SESSION_DUE_MAX_WARNING:
-            if (u)
-                conn_notice(l, u, TEXT_MAX_WARNING, secs);
             break;
         case SESSION_DUE_MAX_TIMEOUT:
             log_info("session time limit id=%" PRIu64 " user=%s max_session_s=%d", s->id, s->user,
