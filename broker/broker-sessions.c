@@ -48,14 +48,12 @@ static bool is_shadow_of(const struct connection *c, const struct session *s)
            c->state == CONNECTION_DESKTOP_READY;
 }
 
-static unsigned shadows_of(struct loop *l, const struct session *s, const struct connection *skip)
+static unsigned shadows_of(struct loop *l, const struct session *s)
 {
     unsigned n = 0;
 
-    for (size_t i = 0; i < connection_registry_size(l->conns); i++) {
-        const struct connection *c = connection_registry_at(l->conns, i);
-        n += c != skip && is_shadow_of(c, s);
-    }
+    for (size_t i = 0; i < connection_registry_size(l->conns); i++)
+        n += is_shadow_of(connection_registry_at(l->conns, i), s);
     return n;
 }
 
@@ -265,8 +263,8 @@ void sessions_desktop_done(struct loop *l, struct job *j, struct connection *c)
     (void)audit_event(l->ctx->audit, event, "session", u64_text(s->id).s, "user", s->user,
                       "desktop", s->desktop, "pool", s->pool, "client", c->address, "previous",
                       previous ? previous->address : NULL, NULL);
-    if (shadows_of(l, s, NULL))
-        banner_refresh(l, s, NULL);
+    if (s->max_warned || shadows_of(l, s))
+        banner_refresh(l, s, NULL); /* what the previous device showed */
 }
 
 void sessions_shadow_done(struct loop *l, struct job *j, struct connection *c)
@@ -458,7 +456,7 @@ int sessions_snapshot(struct loop *l, struct session_info **ret, size_t *ret_n)
             info->disconnected_s = (int64_t)((now - s->grace_from_ms) / 1000);
         info->bytes_to_client = s->bytes_to_client + (u ? u->bytes_to_client : 0);
         info->bytes_from_client = s->bytes_from_client + (u ? u->bytes_from_client : 0);
-        info->shadows = shadows_of(l, s, NULL);
+        info->shadows = shadows_of(l, s);
     }
     *ret = infos;
     *ret_n = n;
