@@ -22,7 +22,7 @@ file(WRITE ${nss_dir}/group
      "carol:x:5003:\n"
      "eng:x:5100:alice,bob\n")
 
-vdi_unit_test(test_pools SOURCES test_pools.c LIBS vdi_broker_pools)
+vdi_unit_test(test_pools SOURCES test_pools.c pools-fixture.c LIBS vdi_broker_pools)
 set(pools_env LD_PRELOAD=${NSS_WRAPPER_LIBRARY} NSS_WRAPPER_PASSWD=${nss_dir}/passwd
     NSS_WRAPPER_GROUP=${nss_dir}/group)
 if(VDI_SANITIZE)
@@ -31,5 +31,5 @@ if(VDI_SANITIZE)
 endif()
 set_tests_properties(test_pools PROPERTIES ENVIRONMENT "${pools_env}")
 # Desktops that stop by themselves (pools-events.c): stop actions, crash back-off, FAILED.
-vdi_unit_test(test_pools_events SOURCES test_pools_events.c LIBS vdi_broker_pools)
+vdi_unit_test(test_pools_events SOURCES test_pools_events.c pools-fixture.c LIBS vdi_broker_pools)
 set_tests_properties(test_pools_events PROPERTIES ENVIRONMENT "${pools_env}")

@@ -12,7 +12,6 @@
  * that is undefined and defined again gets a new UUID. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <libvirt/libvirt.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -22,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,53 +29,28 @@
 #include "pools.h"
 #include "util.h"
 
-#define TEST_URI "test:///default"
-#define BASE_SIZE (1024 * 1024)
+#include "pools-fixture.h"
+
+#define TEST_URI POOLS_ENV_URI
+#define BASE_SIZE POOLS_ENV_BASE_SIZE
 #define MARK_CAPACITY 4096
 #define UUID_LEN VIR_UUID_STRING_BUFLEN
 
 struct fx {
-    char dir[64];
-    char disk_dir[128];
-    char console_dir[128];
-    char base[128];
+    struct pools_env env;
     char initrd[128];
-    struct store *store;
-    struct virt *virt;
     struct pools *pools;
     struct virt_host_capacity host;
     struct virt_template vt; /* the "base" template, for desktops made by hand */
 };
 
-#define assert_ok(call, err)                                                                       \
-    do {                                                                                           \
-        int r_ = (call);                                                                           \
-        if (r_ != 0)                                                                               \
-            fail_msg("%s = %d: %s | %s", #call, r_, (err).text, (err).log);                        \
-    } while (0)
-
-#define assert_contains(haystack, needle)                                                          \
-    do {                                                                                           \
-        if (!strstr((haystack), (needle)))                                                         \
-            fail_msg("'%s' does not contain '%s'", (haystack), (needle));                          \
-    } while (0)
-
 /* ---- fixture ---- */
-
-static void write_file(const char *path, size_t size)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)size), 0);
-    assert_int_equal(pwrite(fd, "vdi", 3, 0), 3);
-    close(fd);
-}
 
 static void fx_open_pools(struct fx *f, double cpu_overcommit)
 {
     struct pools_options o = {
-        .store = f->store,
-        .virt = f->virt,
+        .store = f->env.store,
+        .virt = f->env.virt,
         .cpu_overcommit = cpu_overcommit,
         .memory_overcommit = 1000,
         .shutdown_timeout_s = 2,
@@ -91,55 +64,23 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     struct virt_error verr = {""};
-    struct pools_error err = {"", ""};
-    char url[128];
-    int r;
 
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/vdi-test-pools-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->disk_dir, sizeof(f->disk_dir), "%s/disks", f->dir);
-    snprintf(f->console_dir, sizeof(f->console_dir), "%s/console", f->dir);
-    snprintf(f->base, sizeof(f->base), "%s/base.img", f->dir);
-    snprintf(f->initrd, sizeof(f->initrd), "%s/initrd.img", f->dir);
-    assert_int_equal(mkdir(f->disk_dir, 0700), 0);
-    assert_int_equal(mkdir(f->console_dir, 0700), 0);
-    write_file(f->base, BASE_SIZE);
-    write_file(f->initrd, 4096);
-
-    snprintf(url, sizeof(url), "sqlite:%s/vdi.db", f->dir);
-    assert_int_equal(store_open(url, &f->store), 0);
-    /* The test driver accepts domain type "qemu" (test_virt.c defines such domains). */
-    struct virt_options vo = {.uri = TEST_URI,
-                              .virt_type = "qemu",
-                              .disk_dir = f->disk_dir,
-                              .console_dir = f->console_dir};
-    r = virt_new(&vo, &f->virt, &verr);
-    if (r < 0)
-        fail_msg("virt_new: %d %s", r, verr.message);
-    assert_true(virt_has_storage_api(f->virt));
-    assert_int_equal(virt_host_capacity(f->virt, &f->host, &verr), 0);
+    pools_env_open(&f->env, "pools");
+    snprintf(f->initrd, sizeof(f->initrd), "%s/initrd.img", f->env.dir);
+    pools_env_write_file(f->initrd, 4096);
+    assert_true(virt_has_storage_api(f->env.virt));
+    assert_int_equal(virt_host_capacity(f->env.virt, &f->host, &verr), 0);
     fx_open_pools(f, 1000);
-
-    struct store_template t = {.name = "base", .os = STORE_OS_LINUX};
-    strcpy(t.disk, f->base);
-    assert_ok(pools_template_add(f->pools, &t, &err), err);
+    pools_env_add_template(&f->env, f->pools);
     f->vt = (struct virt_template){.name = "base",
                                    .os = VIRT_OS_LINUX,
                                    .firmware = VIRT_FIRMWARE_BIOS,
-                                   .disk = f->base,
+                                   .disk = f->env.base,
                                    .disk_format = IMAGE_RAW,
                                    .disk_size = BASE_SIZE};
     *state = f;
     return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static int teardown(void **state)
@@ -147,9 +88,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     pools_free(f->pools);
-    virt_free(f->virt);
-    store_close(f->store);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    pools_env_close(&f->env);
     free(f);
     return 0;
 }
@@ -283,47 +222,28 @@ static void claim_ok(struct fx *f, const char *user, const char *pool, char *des
 
 static struct store_desktop row(struct fx *f, const char *name)
 {
-    struct store_desktop d;
-    int r = store_desktop_get(f->store, name, &d);
-    if (r < 0)
-        fail_msg("no store row for %s: %d", name, r);
-    return d;
+    return pools_env_row(&f->env, name);
 }
 
 static bool row_exists(struct fx *f, const char *name)
 {
     struct store_desktop d;
-    return store_desktop_get(f->store, name, &d) == 0;
+    return store_desktop_get(f->env.store, name, &d) == 0;
 }
 
 static size_t n_rows(struct fx *f, const char *pool)
 {
     struct store_desktop *ds = NULL;
     size_t n = 0;
-    assert_int_equal(store_desktop_list(f->store, pool, &ds, &n), 0);
+    assert_int_equal(store_desktop_list(f->env.store, pool, &ds, &n), 0);
     free(ds);
     return n;
 }
 
 static enum virt_state power(struct fx *f, const char *name)
 {
-    struct virt_error verr = {""};
-    enum virt_state s = VIRT_STATE_OTHER;
-    int r = virt_desktop_state(f->virt, name, &s, &verr);
-    if (r == -ENOENT)
-        return VIRT_STATE_MISSING;
-    if (r < 0)
-        fail_msg("virt_desktop_state %s: %d %s", name, r, verr.message);
-    return s;
+    return pools_env_power(&f->env, name);
 }
-
-#define assert_power(f, name, want)                                                                \
-    do {                                                                                           \
-        enum virt_state s_ = power((f), (name));                                                   \
-        if (s_ != (want))                                                                          \
-            fail_msg("%s is %s, expected %s", (name), virt_state_to_string(s_),                    \
-                     virt_state_to_string(want));                                                  \
-    } while (0)
 
 /* Our metadata on the domain, as virt_list reports it. */
 static bool dom_info(struct fx *f, const char *name, struct virt_domain_info *ret)
@@ -333,7 +253,7 @@ static bool dom_info(struct fx *f, const char *name, struct virt_domain_info *re
     size_t n = 0;
     bool found = false;
 
-    assert_int_equal(virt_list(f->virt, &doms, &n, &verr), 0);
+    assert_int_equal(virt_list(f->env.virt, &doms, &n, &verr), 0);
     for (size_t i = 0; i < n; i++)
         if (strcmp(doms[i].name, name) == 0) {
             *ret = doms[i];
@@ -350,7 +270,7 @@ static bool overlay_exists(struct fx *f, const char *name)
     size_t n = 0;
     bool found = false;
 
-    assert_int_equal(virt_overlay_list(f->virt, &names, &n, &verr), 0);
+    assert_int_equal(virt_overlay_list(f->env.virt, &names, &n, &verr), 0);
     for (size_t i = 0; i < n; i++) {
         found |= strcmp(names[i], name) == 0;
         free(names[i]);
@@ -442,9 +362,9 @@ static void make_domain(struct fx *f, const char *name, const char *pool, const 
         .memory_mib = 128,
         .created = "2024-01-02T03:04:05Z",
     };
-    int r = virt_overlay_create(f->virt, name, &f->vt, NULL, 0, &verr);
+    int r = virt_overlay_create(f->env.virt, name, &f->vt, NULL, 0, &verr);
     if (r == 0)
-        r = virt_desktop_define(f->virt, &spec, &verr);
+        r = virt_desktop_define(f->env.virt, &spec, &verr);
     if (r < 0)
         fail_msg("making %s by hand: %d %s", name, r, verr.message);
 }
@@ -456,7 +376,7 @@ static void add_row(struct fx *f, const char *name, const char *pool, const char
     snprintf(d.name, sizeof(d.name), "%s", name);
     snprintf(d.pool, sizeof(d.pool), "%s", pool);
     snprintf(d.owner, sizeof(d.owner), "%s", owner);
-    assert_int_equal(store_desktop_add(f->store, &d), 0);
+    assert_int_equal(store_desktop_add(f->env.store, &d), 0);
 }
 
 /* ---- helpers: metrics ---- */
@@ -642,7 +562,7 @@ static void test_template_validation(void **state)
     struct pools_error err = {"", ""};
     struct store_template t = {.name = "t1", .os = STORE_OS_LINUX};
 
-    snprintf(t.disk, sizeof(t.disk), "%s/missing.img", f->dir);
+    snprintf(t.disk, sizeof(t.disk), "%s/missing.img", f->env.dir);
     assert_int_equal(pools_template_add(f->pools, &t, &err), -EINVAL);
     assert_contains(err.text, "missing.img");
 
@@ -650,7 +570,7 @@ static void test_template_validation(void **state)
     assert_int_equal(pools_template_add(f->pools, &t, &err), -EINVAL);
     assert_contains(err.text, "absolute");
 
-    strcpy(t.disk, f->base);
+    strcpy(t.disk, f->env.base);
     strcpy(t.initrd, f->initrd); /* readable, but no kernel */
     assert_int_equal(pools_template_add(f->pools, &t, &err), -EINVAL);
     assert_contains(err.text, "kernel");
@@ -673,7 +593,7 @@ static void test_template_validation(void **state)
     assert_contains(err.text, "t1");
 
     struct store_template got;
-    assert_int_equal(store_template_get(f->store, "t1", &got), 0);
+    assert_int_equal(store_template_get(f->env.store, "t1", &got), 0);
     assert_string_equal(got.kernel, f->initrd);
     assert_string_equal(got.cmdline, "quiet");
 }
@@ -690,7 +610,7 @@ static void test_template_delete(void **state)
     assert_ok(pools_pool_delete(f->pools, "p1", &err), err);
     assert_ok(pools_template_delete(f->pools, "base", &err), err);
     struct store_template got;
-    assert_int_equal(store_template_get(f->store, "base", &got), -ENOENT);
+    assert_int_equal(store_template_get(f->env.store, "base", &got), -ENOENT);
 }
 
 static void test_pool_validation(void **state)
@@ -721,7 +641,7 @@ static void test_pool_validation(void **state)
     assert_int_equal(pools_pool_add(f->pools, &p, &err), -ENOENT);
     assert_contains(err.text, "nosuch");
     struct store_pool got;
-    assert_int_equal(store_pool_get(f->store, "p1", &got), -ENOENT);
+    assert_int_equal(store_pool_get(f->env.store, "p1", &got), -ENOENT);
 
     p = pool_spec("p1", STORE_POOL_FLOATING, STORE_LOGOFF_RESET, 5, 1);
     assert_ok(pools_pool_add(f->pools, &p, &err), err);
@@ -744,7 +664,7 @@ static void test_pool_update(void **state)
     p = pool_spec("p1", STORE_POOL_DEDICATED, STORE_LOGOFF_SUSPEND, 8, 2);
     p.vcpus = 2;
     assert_ok(pools_pool_update(f->pools, &p, &err), err);
-    assert_int_equal(store_pool_get(f->store, "p1", &got), 0);
+    assert_int_equal(store_pool_get(f->env.store, "p1", &got), 0);
     assert_int_equal(got.vcpus, 2);
     assert_int_equal(got.max_desktops, 8);
     assert_int_equal(got.logoff, STORE_LOGOFF_SUSPEND);
@@ -849,14 +769,14 @@ static void test_claim_floating(void **state)
 
     /* the connection was recorded and closed (as were the claims' own) */
     struct store_session one;
-    assert_int_equal(store_session_get(f->store, 1, &one), 0);
+    assert_int_equal(store_session_get(f->env.store, 1, &one), 0);
     assert_string_equal(one.user, "alice");
     assert_string_equal(one.pool, "fl");
     assert_string_equal(one.desktop, d1);
     assert_true(one.ended > 0);
     struct store_session *ss = NULL;
     size_t n = 0;
-    assert_int_equal(store_session_list(f->store, false, 0, &ss, &n), 0);
+    assert_int_equal(store_session_list(f->env.store, false, 0, &ss, &n), 0);
     assert_int_equal(n, 3); /* alice's claim, connection 1, bob's claim */
     free(ss);
 }
@@ -1008,7 +928,7 @@ static size_t free_running(struct fx *f, const char *pool)
     struct store_desktop *ds = NULL;
     size_t n = 0, count = 0;
 
-    assert_int_equal(store_desktop_list(f->store, pool, &ds, &n), 0);
+    assert_int_equal(store_desktop_list(f->env.store, pool, &ds, &n), 0);
     for (size_t i = 0; i < n; i++)
         count += !ds[i].owner[0] && ds[i].state == STORE_DESKTOP_READY &&
                  power(f, ds[i].name) == VIRT_STATE_RUNNING;
@@ -1071,7 +991,7 @@ static void test_reconcile_provisioning_rolled_back(void **state)
     add_pool(f, "p1", STORE_POOL_DEDICATED, STORE_LOGOFF_KEEP, 5, 0);
     add_row(f, "vdi-p1-0001", "p1", "alice", STORE_DESKTOP_PROVISIONING); /* nothing made */
     add_row(f, "vdi-p1-0002", "p1", "", STORE_DESKTOP_PROVISIONING);      /* overlay only */
-    assert_int_equal(virt_overlay_create(f->virt, "vdi-p1-0002", &f->vt, NULL, 0, &verr), 0);
+    assert_int_equal(virt_overlay_create(f->env.virt, "vdi-p1-0002", &f->vt, NULL, 0, &verr), 0);
 
     reconcile_ok(f);
     assert_false(row_exists(f, "vdi-p1-0001"));
@@ -1104,7 +1024,7 @@ static void test_reconcile_resetting(void **state)
     claim_ok(f, "alice", "", d);
     overlay_mark(d);
     domain_uuid(d, before);
-    assert_int_equal(store_desktop_set_state(f->store, d, STORE_DESKTOP_RESETTING), 0);
+    assert_int_equal(store_desktop_set_state(f->env.store, d, STORE_DESKTOP_RESETTING), 0);
 
     reconcile_ok(f);
     struct store_desktop r = row(f, d);
@@ -1122,8 +1042,8 @@ static void test_reconcile_deleting(void **state)
 
     add_pool_for(f, "p1", STORE_POOL_DEDICATED, STORE_LOGOFF_KEEP, 5, "alice");
     claim_ok(f, "alice", "", d);
-    assert_int_equal(store_desktop_set_owner(f->store, d, "alice", ""), 0);
-    assert_int_equal(store_desktop_set_state(f->store, d, STORE_DESKTOP_DELETING), 0);
+    assert_int_equal(store_desktop_set_owner(f->env.store, d, "alice", ""), 0);
+    assert_int_equal(store_desktop_set_state(f->env.store, d, STORE_DESKTOP_DELETING), 0);
 
     reconcile_ok(f);
     assert_false(row_exists(f, d));
@@ -1164,7 +1084,7 @@ static void test_reconcile_orphan_overlay(void **state)
     struct virt_error verr = {""};
 
     add_pool(f, "p1", STORE_POOL_DEDICATED, STORE_LOGOFF_KEEP, 5, 0);
-    assert_int_equal(virt_overlay_create(f->virt, "vdi-p1-0042", &f->vt, NULL, 0, &verr), 0);
+    assert_int_equal(virt_overlay_create(f->env.virt, "vdi-p1-0042", &f->vt, NULL, 0, &verr), 0);
     reconcile_ok(f);
     assert_false(overlay_exists(f, "vdi-p1-0042"));
 }
@@ -1179,7 +1099,7 @@ static void test_reconcile_domain_redefined(void **state)
     add_pool_for(f, "p1", STORE_POOL_DEDICATED, STORE_LOGOFF_KEEP, 5, "alice");
     claim_ok(f, "alice", "", d);
     overlay_mark(d);
-    assert_int_equal(virt_desktop_undefine(f->virt, d, &verr), 0);
+    assert_int_equal(virt_desktop_undefine(f->env.virt, d, &verr), 0);
     assert_power(f, d, VIRT_STATE_MISSING);
 
     reconcile_ok(f);
@@ -1286,7 +1206,7 @@ static void test_reconcile_owned_untouched(void **state)
     overlay_mark(a);
     domain_uuid(a, before);
     /* bob's metadata says someone else: the store wins, nothing is remade */
-    assert_int_equal(virt_desktop_set_owner(f->virt, b, "mallory", &verr), 0);
+    assert_int_equal(virt_desktop_set_owner(f->env.virt, b, "mallory", &verr), 0);
 
     reconcile_ok(f);
     reconcile_ok(f); /* and again: nothing left to do */
@@ -1412,7 +1332,7 @@ static void test_admin_power(void **state)
     assert_int_equal(pools_desktop_reset(f->pools, "vdi-p1-0099", &err), -ENOENT);
 
     /* a desktop in flight is not touched */
-    assert_int_equal(store_desktop_set_state(f->store, d, STORE_DESKTOP_RESETTING), 0);
+    assert_int_equal(store_desktop_set_state(f->env.store, d, STORE_DESKTOP_RESETTING), 0);
     assert_int_equal(pools_desktop_start(f->pools, d, &err), -EBUSY);
 }
 
@@ -1439,13 +1359,13 @@ static void test_admin_pool_delete(void **state)
 
     assert_ok(pools_desktop_unassign(f->pools, d, &err), err);
     assert_ok(pools_pool_delete(f->pools, "p1", &err), err);
-    assert_int_equal(store_pool_get(f->store, "p1", &got), -ENOENT);
+    assert_int_equal(store_pool_get(f->env.store, "p1", &got), -ENOENT);
     assert_int_equal(n_rows(f, NULL), 0);
     assert_power(f, "vdi-p1-0001", VIRT_STATE_MISSING);
     assert_power(f, "vdi-p1-0002", VIRT_STATE_MISSING);
     assert_false(overlay_exists(f, "vdi-p1-0001"));
     assert_false(overlay_exists(f, "vdi-p1-0002"));
-    assert_int_equal(store_entitlement_list(f->store, NULL, &es, &n), 0);
+    assert_int_equal(store_entitlement_list(f->env.store, NULL, &es, &n), 0);
     assert_int_equal(n, 0);
     free(es);
     assert_int_equal(pools_pool_delete(f->pools, "p1", &err), -ENOENT);
@@ -1460,7 +1380,7 @@ static struct store_usage_row usage_of(struct fx *f, const char *user, int64_t a
     int64_t later = (int64_t)time(NULL) + ahead;
     size_t n = 0;
 
-    assert_int_equal(store_usage_report(f->store, 0, later, later, user, NULL, &rows, &n), 0);
+    assert_int_equal(store_usage_report(f->env.store, 0, later, later, user, NULL, &rows, &n), 0);
     assert_true(n <= 1);
     if (n == 1)
         ret = rows[0];

@@ -5,7 +5,6 @@
  * pools_desktop_stopped(desktop, event). Back-off delays are milliseconds here. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <libvirt/libvirt.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,51 +20,25 @@
 
 #include "pools.h"
 
-#define TEST_URI "test:///default"
-#define BASE_SIZE (1024 * 1024)
+#include "pools-fixture.h"
+
 #define BACKOFF_MS 150
 #define TEXT_FAILED                                                                                \
     "Your desktop failed repeatedly and was stopped; your IT administrator has been told"
 
 struct fx {
-    char dir[64];
-    char disk_dir[128];
-    char console_dir[128];
-    char base[128];
-    struct store *store;
-    struct virt *virt;
+    struct pools_env env;
     struct pools *pools;
     virConnectPtr raw; /* "someone else" on the same test driver */
 };
 
-#define assert_ok(call, err)                                                                       \
-    do {                                                                                           \
-        int r_ = (call);                                                                           \
-        if (r_ != 0)                                                                               \
-            fail_msg("%s = %d: %s | %s", #call, r_, (err).text, (err).log);                        \
-    } while (0)
-
-#define assert_contains(haystack, needle)                                                          \
-    do {                                                                                           \
-        if (!strstr((haystack), (needle)))                                                         \
-            fail_msg("'%s' does not contain '%s'", (haystack), (needle));                          \
-    } while (0)
-
 /* ---- fixture ---- */
-
-static void write_file(const char *path, size_t size)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)size), 0);
-    close(fd);
-}
 
 static int open_pools(struct fx *f, double cpu_overcommit, int crash_limit)
 {
     struct pools_options o = {
-        .store = f->store,
-        .virt = f->virt,
+        .store = f->env.store,
+        .virt = f->env.virt,
         .cpu_overcommit = cpu_overcommit,
         .memory_overcommit = 1000,
         .shutdown_timeout_s = 1,
@@ -81,47 +53,15 @@ static int open_pools(struct fx *f, double cpu_overcommit, int crash_limit)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct virt_error verr = {""};
-    struct pools_error err = {"", ""};
-    char url[128];
-    int r;
 
     assert_non_null(f);
-    strcpy(f->dir, "/tmp/vdi-test-pev-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->disk_dir, sizeof(f->disk_dir), "%s/disks", f->dir);
-    snprintf(f->console_dir, sizeof(f->console_dir), "%s/console", f->dir);
-    snprintf(f->base, sizeof(f->base), "%s/base.img", f->dir);
-    assert_int_equal(mkdir(f->disk_dir, 0700), 0);
-    assert_int_equal(mkdir(f->console_dir, 0700), 0);
-    write_file(f->base, BASE_SIZE);
-
-    snprintf(url, sizeof(url), "sqlite:%s/vdi.db", f->dir);
-    assert_int_equal(store_open(url, &f->store), 0);
-    struct virt_options vo = {.uri = TEST_URI,
-                              .virt_type = "qemu",
-                              .disk_dir = f->disk_dir,
-                              .console_dir = f->console_dir};
-    r = virt_new(&vo, &f->virt, &verr);
-    if (r < 0)
-        fail_msg("virt_new: %d %s", r, verr.message);
+    pools_env_open(&f->env, "pev");
     assert_int_equal(open_pools(f, 1000, 0), 0);
-    f->raw = virConnectOpen(TEST_URI);
+    f->raw = virConnectOpen(POOLS_ENV_URI);
     assert_non_null(f->raw);
-
-    struct store_template t = {.name = "base", .os = STORE_OS_LINUX};
-    strcpy(t.disk, f->base);
-    assert_ok(pools_template_add(f->pools, &t, &err), err);
+    pools_env_add_template(&f->env, f->pools);
     *state = f;
     return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static int teardown(void **state)
@@ -130,9 +70,7 @@ static int teardown(void **state)
 
     pools_free(f->pools);
     virConnectClose(f->raw);
-    virt_free(f->virt);
-    store_close(f->store);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    pools_env_close(&f->env);
     free(f);
     return 0;
 }
@@ -190,30 +128,8 @@ static void claim_ok(struct fx *f, const char *user, const char *pool, char *des
 
 static struct store_desktop row(struct fx *f, const char *name)
 {
-    struct store_desktop d;
-    int r = store_desktop_get(f->store, name, &d);
-    if (r < 0)
-        fail_msg("no store row for %s: %d", name, r);
-    return d;
+    return pools_env_row(&f->env, name);
 }
-
-static enum virt_state power(struct fx *f, const char *name)
-{
-    struct virt_error verr = {""};
-    enum virt_state s = VIRT_STATE_OTHER;
-    int r = virt_desktop_state(f->virt, name, &s, &verr);
-    if (r < 0)
-        fail_msg("virt_desktop_state %s: %d %s", name, r, verr.message);
-    return s;
-}
-
-#define assert_power(f, name, want)                                                                \
-    do {                                                                                           \
-        enum virt_state s_ = power((f), (name));                                                   \
-        if (s_ != (want))                                                                          \
-            fail_msg("%s is %s, want %s", (name), virt_state_to_string(s_),                        \
-                     virt_state_to_string(want));                                                  \
-    } while (0)
 
 #define assert_state(f, name, want)                                                                \
     assert_string_equal(store_desktop_state_to_string(row((f), (name)).state),                     \
@@ -258,7 +174,7 @@ static bool usage_running(struct fx *f, const char *user)
     size_t n = 0;
     bool running;
 
-    assert_int_equal(store_usage_report(f->store, 0, later, later, user, NULL, &rows, &n), 0);
+    assert_int_equal(store_usage_report(f->env.store, 0, later, later, user, NULL, &rows, &n), 0);
     running = n == 1 && rows[0].vcpu_seconds >= 90;
     free(rows);
     return running;
@@ -282,7 +198,7 @@ static char capture_path[128];
 
 static void capture_begin(struct fx *f)
 {
-    snprintf(capture_path, sizeof(capture_path), "%s/log.txt", f->dir);
+    snprintf(capture_path, sizeof(capture_path), "%s/log.txt", f->env.dir);
     int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     saved_stderr = dup(STDERR_FILENO);
@@ -314,8 +230,8 @@ static void test_options(void **state)
     assert_int_equal(open_pools(f, 1000, 17), -EINVAL);
     assert_null(f->pools);
     assert_int_equal(open_pools(f, 1000, -1), -EINVAL);
-    struct pools_options o = {.store = f->store,
-                              .virt = f->virt,
+    struct pools_options o = {.store = f->env.store,
+                              .virt = f->env.virt,
                               .cpu_overcommit = 1,
                               .memory_overcommit = 1,
                               .crash_backoff_ms = -5};
@@ -436,7 +352,7 @@ static void test_stop_reset_floating(void **state)
     uuid_of(f, d, after);
     assert_string_not_equal(before, after);
     assert_string_equal(row(f, d).owner, ""); /* back to the pool, like a logoff */
-    assert_int_equal(virt_list(f->virt, &doms, &n, &verr), 0);
+    assert_int_equal(virt_list(f->env.virt, &doms, &n, &verr), 0);
     for (size_t i = 0; i < n; i++)
         if (strcmp(doms[i].name, d) == 0)
             assert_string_equal(doms[i].owner, ""); /* the metadata too */
@@ -638,8 +554,8 @@ static void test_crash_window(void **state)
 {
     struct fx *f = *state;
     struct pools_options o = {
-        .store = f->store,
-        .virt = f->virt,
+        .store = f->env.store,
+        .virt = f->env.virt,
         .cpu_overcommit = 1000,
         .memory_overcommit = 1000,
         .shutdown_timeout_s = 1,
@@ -673,7 +589,7 @@ static void test_failed_floating_and_spares(void **state)
     assert_int_equal(open_pools(f, 1000, 1), 0);
     add_pool(f, "fl", STORE_POOL_FLOATING, STORE_LOGOFF_RESET, STORE_STOP_RESET, 1);
     pools_maintain(f->pools); /* one spare */
-    assert_int_equal(store_desktop_list(f->store, "fl", &ds, &n), 0);
+    assert_int_equal(store_desktop_list(f->env.store, "fl", &ds, &n), 0);
     assert_int_equal(n, 1);
     snprintf(d, sizeof(d), "%s", ds[0].name);
     free(ds);
@@ -684,7 +600,7 @@ static void test_failed_floating_and_spares(void **state)
     assert_state(f, d, STORE_DESKTOP_FAILED);
     pools_maintain(f->pools);
     assert_power(f, d, VIRT_STATE_SHUTOFF);
-    assert_int_equal(store_desktop_list(f->store, "fl", &ds, &n), 0);
+    assert_int_equal(store_desktop_list(f->env.store, "fl", &ds, &n), 0);
     assert_int_equal(n, 2);
     free(ds);
 
@@ -714,7 +630,7 @@ static void test_restart_capacity(void **state)
     struct pools_error err = {"", ""};
     char d[STORE_DESKTOP_MAX + 1], e[STORE_DESKTOP_MAX + 1];
 
-    assert_int_equal(virt_host_capacity(f->virt, &host, &verr), 0);
+    assert_int_equal(virt_host_capacity(f->env.virt, &host, &verr), 0);
     assert_int_equal(open_pools(f, 1.0 / host.cpus, 0), 0); /* room for one vCPU */
     add_pool(f, "p", STORE_POOL_DEDICATED, STORE_LOGOFF_KEEP, STORE_STOP_RESTART, 0);
     claim_ok(f, "alice", "p", d);
