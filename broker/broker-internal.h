@@ -104,6 +104,9 @@ int conn_send(struct loop *l, struct connection *c, struct proto_message *m);
  * process a grace period to exit. */
 void conn_close(struct loop *l, struct connection *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The answer to a login (AUTH_RESULT) or re-attach (REATTACH_RESULT): no, because text;
+ * then as conn_close. */
+void conn_refuse(struct loop *l, struct connection *c, enum proto_type type, const char *text);
 /* Sends a NOTICE ("" removes the banner). */
 void conn_notice(struct loop *l, struct connection *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

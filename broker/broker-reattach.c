@@ -85,15 +85,7 @@ static void orphan_claimed(struct loop *l, uint64_t id)
 
 static void refuse(struct loop *l, struct connection *c, const char *text)
 {
-    struct proto_message m;
-
-    proto_message_init(&m, PROTO_REATTACH_RESULT);
-    (void)proto_set_string(m.text, sizeof(m.text), text);
-    (void)conn_send(l, c, &m);
-    proto_message_done(&m);
-    connection_close_control(c);
-    (void)connection_set_state(c, CONNECTION_CLOSING);
-    c->deadline_ms = now_ms() + 5000;
+    conn_refuse(l, c, PROTO_REATTACH_RESULT, text);
 }
 
 void reattach_done(struct loop *l, struct job *j, struct connection *c)

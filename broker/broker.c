@@ -185,11 +185,11 @@ void conn_notice(struct loop *l, struct connection *c, const char *fmt, ...)
     log_debug("session=%" PRIu64 " user=%s notice sent", c->id, c->user);
 }
 
-static void conn_refuse_login(struct loop *l, struct connection *c, const char *text)
+void conn_refuse(struct loop *l, struct connection *c, enum proto_type type, const char *text)
 {
     struct proto_message m;
 
-    proto_message_init(&m, PROTO_AUTH_RESULT);
+    proto_message_init(&m, type);
     (void)proto_set_string(m.text, sizeof(m.text), text);
     conn_finish(l, c, &m);
     proto_message_done(&m);
@@ -397,7 +397,7 @@ static void job_auth_done(struct loop *l, struct job *j, struct connection *c)
         (void)audit_event(l->ctx->audit, "login.failure", "user", j->user, "client", j->address,
                           "source", source, "reason", reason, NULL);
         if (c)
-            conn_refuse_login(l, c, j->user_text[0] ? j->user_text : TEXT_AUTH_FAILED);
+            conn_refuse(l, c, PROTO_AUTH_RESULT, j->user_text[0] ? j->user_text : TEXT_AUTH_FAILED);
         return;
     }
     throttle_success(l->ctx->throttle, j->address, j->user);
@@ -508,7 +508,7 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
                           c->address, "reason", "invalid user name", NULL);
         throttle_failure(l->ctx->throttle, c->address, "", now_ms());
         (void)connection_set_state(c, CONNECTION_CHECKING);
-        conn_refuse_login(l, c, TEXT_AUTH_FAILED);
+        conn_refuse(l, c, PROTO_AUTH_RESULT, TEXT_AUTH_FAILED);
         return;
     }
     if (connection_set_state(c, CONNECTION_CHECKING) < 0 || connection_set_user(c, user) < 0) {
@@ -535,7 +535,7 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
                           t.by_account ? "account" : "address", NULL);
         snprintf(text, sizeof(text), locked ? TEXT_LOCKED : TEXT_THROTTLED,
                  duration_text(secs).s);
-        conn_refuse_login(l, c, text);
+        conn_refuse(l, c, PROTO_AUTH_RESULT, text);
         return;
     }
 
@@ -545,7 +545,7 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
         log_warning("login refused user=%s client=%s session=%" PRIu64
                     " reason=too many logins being checked",
                     c->user, c->address, c->id);
-        conn_refuse_login(l, c, TEXT_BUSY);
+        conn_refuse(l, c, PROTO_AUTH_RESULT, TEXT_BUSY);
         return;
     }
 
