@@ -65,8 +65,7 @@ static void copy_name(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src);
 }
 
-/* Grows an array of n elements of size each to hold one more; -ENOMEM. */
-static int grow(void **array, size_t n, size_t *allocated, size_t size)
+int pools_grow(void **array, size_t n, size_t *allocated, size_t size)
 {
     void *a;
     size_t want;
@@ -112,7 +111,7 @@ void pools_expect_stop(struct pools *p, const char *desktop)
     for (i = 0; i < e->n_expected && !streq(e->expected[i].name, desktop); i++)
         ;
     if (i == e->n_expected) {
-        if (grow((void **)&e->expected, e->n_expected, &e->allocated_expected,
+        if (pools_grow((void **)&e->expected, e->n_expected, &e->allocated_expected,
                  sizeof(*e->expected)) < 0) {
             pthread_mutex_unlock(&p->lock);
             log_warning("desktop %s: out of memory noting an own stop", desktop);
@@ -152,7 +151,7 @@ static struct desktop_health *health_get_locked(struct pools_events *e, const ch
         if (streq(e->health[i].name, desktop))
             return &e->health[i];
     if (!create ||
-        grow((void **)&e->health, e->n_health, &e->allocated_health, sizeof(*e->health)) < 0)
+        pools_grow((void **)&e->health, e->n_health, &e->allocated_health, sizeof(*e->health)) < 0)
         return NULL;
     struct desktop_health *h = &e->health[e->n_health++];
     *h = (struct desktop_health){0};

@@ -20,7 +20,7 @@ struct busy_name {
 
 /* A client connected to a desktop (pools_claim, pools_session_begin). */
 struct connection {
-    uint64_t session_id; /* the connection's id */
+    uint64_t id; /* the connection's id (a session row) */
     enum store_session_kind kind;
     char user[STORE_NAME_MAX + 1];
     char pool[STORE_NAME_MAX + 1];
@@ -120,6 +120,9 @@ void pools_events_done(struct pools_events *e);
  * its stop event will be ignored. Caller holds the desktop lock; does nothing when the
  * desktop is not running. */
 void pools_expect_stop(struct pools *p, const char *desktop);
+/* Grows an array of n elements of size each (allocated of them) to hold one more.
+ * 0 or -ENOMEM. */
+int pools_grow(void **array, size_t n, size_t *allocated, size_t size);
 /* An admin started or reset the desktop: its crash history is forgotten. */
 void pools_events_forget(struct pools *p, const char *desktop);
 /* pools_maintain: runs the delayed restarts that are due. */

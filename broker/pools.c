@@ -21,10 +21,12 @@
  *   libvirt domain with our metadata but no row: adopted when it has an owner or a
  *                       known pool; otherwise (free, unknown pool) removed.
  *   overlay file with neither row nor domain: removed.
- *   floating desktops still assigned: no client survives a broker restart, so they
- *                       get their logoff (reset and release).
- *   open session rows and usage intervals are closed at the restart time; running
- *                       desktops start new usage intervals.
+ *   floating desktops still assigned: released (reset) unless a user connection row on
+ *                       them is still open: that connection may re-attach, and the
+ *                       broker logs the session off if it does not.
+ *   open session rows stay open (the broker closes those that do not re-attach); usage
+ *                       intervals are closed at the restart time and running desktops
+ *                       start new ones.
  */
 #include "pools.h"
 
@@ -664,7 +666,7 @@ static int claim_choose_locked(struct pools *p, const struct store_pool *pool, c
 }
 
 static void connection_begin(struct pools *p, const struct pools_connection *c,
-                             const char *desktop);
+                             const char *desktop, const char *pool);
 
 int pools_claim(struct pools *p, const struct pools_connection *c, const char *wanted,
                 char *ret_desktop, size_t size, struct pools_error *err)
@@ -763,7 +765,7 @@ again:
     /* Counted as connected before the desktop lock goes: a logoff waiting for the lock
      * sees the client and leaves the desktop alone. */
     if (r == 0)
-        connection_begin(p, c, d.name);
+        connection_begin(p, c, d.name, rc.pool.name);
     desktop_unlock(p, &node);
     if (r < 0)
         return r;
@@ -782,40 +784,48 @@ int pools_open_display(struct pools *p, const char *desktop, int *ret_fd, struct
 }
 
 /* Counts a connection to desktop and opens its usage interval; record: also write its
- * session row (not when it re-attaches: the row is there). */
-static void connection_track(struct pools *p, const struct store_session *s, bool record)
+ * session row (not when it re-attaches: the row is there). -EBUSY when a connection with
+ * that id is counted already (two re-attaches of one row), -ENOMEM. */
+static int connection_track(struct pools *p, const struct store_session *s, bool record)
 {
-    struct connection c = {.session_id = s->id, .kind = s->kind};
-    uint64_t session_id = s->id;
+    struct connection c = {.id = s->id, .kind = s->kind};
+    int r = 0;
 
-    if (record && store_session_begin(p->store, s) < 0)
-        log_warning("session=%" PRIu64 " cannot be recorded", session_id);
-    if (s->kind == STORE_SESSION_USER &&
-        store_usage_begin(p->store, STORE_USAGE_CONNECTED, s->user, s->pool, s->desktop, 0, 0,
-                          unix_now(), &c.usage_id) < 0)
-        log_warning("session=%" PRIu64 " usage cannot be recorded", session_id);
     copy(c.user, sizeof(c.user), s->user);
     copy(c.pool, sizeof(c.pool), s->pool);
     copy(c.desktop, sizeof(c.desktop), s->desktop);
-
     pthread_mutex_lock(&p->lock);
-    if (p->n_conns == p->allocated_conns) {
-        size_t want = p->allocated_conns ? p->allocated_conns * 2 : 16;
-        struct connection *nc = realloc(p->conns, want * sizeof(*nc));
-        if (!nc) {
-            pthread_mutex_unlock(&p->lock);
-            log_error("session=%" PRIu64 " out of memory tracking it", session_id);
-            return;
-        }
-        p->conns = nc;
-        p->allocated_conns = want;
-    }
-    p->conns[p->n_conns++] = c;
+    for (size_t i = 0; i < p->n_conns && r == 0; i++)
+        if (p->conns[i].id == c.id)
+            r = -EBUSY;
+    if (r == 0)
+        r = pools_grow((void **)&p->conns, p->n_conns, &p->allocated_conns, sizeof(*p->conns));
+    if (r == 0)
+        p->conns[p->n_conns++] = c;
     pthread_mutex_unlock(&p->lock);
+    if (r == -ENOMEM)
+        log_error("session=%" PRIu64 " out of memory tracking it", c.id);
+    if (r < 0)
+        return r;
+
+    if (record && store_session_begin(p->store, s) < 0)
+        log_warning("session=%" PRIu64 " cannot be recorded", c.id);
+    /* The usage interval's id is filled in afterwards: until then an end finds none. */
+    if (s->kind == STORE_SESSION_USER &&
+        store_usage_begin(p->store, STORE_USAGE_CONNECTED, s->user, s->pool, s->desktop, 0, 0,
+                          unix_now(), &c.usage_id) < 0)
+        log_warning("session=%" PRIu64 " usage cannot be recorded", c.id);
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n_conns; i++)
+        if (p->conns[i].id == c.id)
+            p->conns[i].usage_id = c.usage_id;
+    pthread_mutex_unlock(&p->lock);
+    return 0;
 }
 
+/* c is connected to desktop of pool: its row, its count, its usage. */
 static void connection_begin(struct pools *p, const struct pools_connection *c,
-                             const char *desktop)
+                             const char *desktop, const char *pool)
 {
     struct store_session s = {
         .id = c->id,
@@ -823,20 +833,20 @@ static void connection_begin(struct pools *p, const struct pools_connection *c,
         .kind = c->kind,
         .started = unix_now(),
     };
-    struct store_desktop d;
 
     copy(s.token_hash, sizeof(s.token_hash), c->token_hash);
     copy(s.user, sizeof(s.user), c->user);
     copy(s.desktop, sizeof(s.desktop), desktop);
     copy(s.client, sizeof(s.client), c->client);
-    if (store_desktop_get(p->store, desktop, &d) == 0)
-        copy(s.pool, sizeof(s.pool), d.pool);
-    connection_track(p, &s, true);
+    copy(s.pool, sizeof(s.pool), pool);
+    (void)connection_track(p, &s, true);
 }
 
 void pools_session_begin(struct pools *p, const struct pools_connection *c, const char *desktop)
 {
-    connection_begin(p, c, desktop);
+    struct store_desktop d;
+
+    connection_begin(p, c, desktop, store_desktop_get(p->store, desktop, &d) == 0 ? d.pool : "");
 }
 
 /* Constant time: the hash is a secret's stand-in. */
@@ -853,21 +863,13 @@ static bool hash_equal(const char *a, const char *b)
 int pools_session_reattach(struct pools *p, uint64_t id, const char *token_hash,
                            struct store_session *ret)
 {
-    bool known = false;
     int r = store_session_get(p->store, id, ret);
 
     if (r < 0)
         return r;
     if (ret->ended || !hash_equal(ret->token_hash, token_hash))
         return -EPERM;
-    pthread_mutex_lock(&p->lock);
-    for (size_t i = 0; i < p->n_conns; i++)
-        known |= p->conns[i].session_id == id;
-    pthread_mutex_unlock(&p->lock);
-    if (known)
-        return -EBUSY;
-    connection_track(p, ret, false);
-    return 0;
+    return connection_track(p, ret, false);
 }
 
 int pools_open_sessions(struct pools *p, struct store_session **ret, size_t *ret_n)
@@ -937,14 +939,14 @@ out:
     return r;
 }
 
-void pools_session_end(struct pools *p, uint64_t session_id)
+void pools_session_end(struct pools *p, uint64_t connection_id)
 {
     struct connection c = {0};
     bool found = false;
 
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->n_conns; i++)
-        if (p->conns[i].session_id == session_id) {
+        if (p->conns[i].id == connection_id) {
             c = p->conns[i];
             p->conns[i] = p->conns[--p->n_conns];
             found = true;
@@ -952,7 +954,7 @@ void pools_session_end(struct pools *p, uint64_t session_id)
         }
     pthread_mutex_unlock(&p->lock);
     /* Also rows of a previous broker run that never re-attached. */
-    (void)store_session_end(p->store, session_id, unix_now());
+    (void)store_session_end(p->store, connection_id, unix_now());
     if (found && c.usage_id)
         (void)store_usage_end(p->store, c.usage_id, unix_now());
 }
@@ -1117,22 +1119,20 @@ static bool find_name(char **names, size_t n, const char *name)
     return false;
 }
 
-/* Brings one store row in line with libvirt. Returns 0 or -errno (logged). */
-static bool session_open_on(struct pools *p, const char *desktop)
+/* A user connection row among the open ones is on desktop (it may re-attach). */
+static bool session_open_on(const struct store_session *open, size_t n, const char *desktop)
 {
-    _cleanup_(freep) struct store_session *open = NULL;
-    size_t n = 0;
-    bool found = false;
-
-    if (store_session_list(p->store, true, 0, &open, &n) < 0)
-        return false;
-    for (size_t i = 0; i < n && !found; i++)
-        found = open[i].kind == STORE_SESSION_USER && streq(open[i].desktop, desktop);
-    return found;
+    for (size_t i = 0; i < n; i++)
+        if (open[i].kind == STORE_SESSION_USER && streq(open[i].desktop, desktop))
+            return true;
+    return false;
 }
 
+/* Brings one store row in line with libvirt (open: the open session rows). Returns 0 or
+ * -errno (logged). */
 static int reconcile_desktop(struct pools *p, struct store_desktop *d,
-                             const struct virt_domain_info *dom, bool has_overlay)
+                             const struct virt_domain_info *dom, bool has_overlay,
+                             const struct store_session *open, size_t n_open)
 {
     struct pools_error err = {"", ""};
     struct virt_error verr = {""};
@@ -1212,7 +1212,7 @@ static int reconcile_desktop(struct pools *p, struct store_desktop *d,
     /* A floating desktop goes back to the pool unless its user's connection may still
      * re-attach (an open session row: the broker logs it off if it does not). */
     if (d->owner[0] && store_pool_get(p->store, d->pool, &pool) == 0 &&
-        pool.kind == STORE_POOL_FLOATING && !session_open_on(p, d->name)) {
+        pool.kind == STORE_POOL_FLOATING && !session_open_on(open, n_open, d->name)) {
         log_info("reconcile: floating desktop %s of %s released", d->name, d->owner);
         r = desktop_reset_locked(p, d, &err);
         if (r == 0)
@@ -1272,13 +1272,16 @@ int pools_reconcile(struct pools *p)
     struct virt_domain_info *doms = NULL;
     struct virt_error verr = {""};
     char **overlays = NULL;
-    size_t n = 0, n_doms = 0, n_overlays = 0;
+    _cleanup_(freep) struct store_session *open = NULL;
+    size_t n = 0, n_doms = 0, n_overlays = 0, n_open = 0;
     int64_t now = unix_now();
     int r, failures = 0;
 
     /* Open session rows stay open: their vdi-session processes may re-attach (the broker
      * ends the rows of those that do not). */
-    r = store_desktop_list(p->store, NULL, &ds, &n);
+    r = store_session_list(p->store, true, 0, &open, &n_open);
+    if (r == 0)
+        r = store_desktop_list(p->store, NULL, &ds, &n);
     if (r == 0)
         r = virt_list(p->virt, &doms, &n_doms, &verr);
     if (r == 0)
@@ -1293,7 +1296,7 @@ int pools_reconcile(struct pools *p)
         desktop_lock(p, &node, ds[i].name);
         (void)store_usage_end_open_for_desktop(p->store, ds[i].name, -1, now);
         if (reconcile_desktop(p, &ds[i], find_domain(doms, n_doms, ds[i].name),
-                              find_name(overlays, n_overlays, ds[i].name)) < 0)
+                              find_name(overlays, n_overlays, ds[i].name), open, n_open) < 0)
             failures++;
         desktop_unlock(p, &node);
     }

@@ -69,7 +69,6 @@ struct store_ops {
     /* limit 0 = no limit. */
     int (*session_list)(struct store *s, bool active_only, size_t limit, struct store_session **ret,
                         size_t *ret_n);
-    int (*session_end_all_open)(struct store *s, int64_t ended, size_t *ret_n);
     int (*session_max_id)(struct store *s, uint64_t *ret);
 
     int (*usage_begin)(struct store *s, enum store_usage_kind kind, const char *user,

@@ -970,16 +970,6 @@ static int sqlite_session_list(struct store *base, bool active_only, size_t limi
     return r;
 }
 
-static int sqlite_session_end_all_open(struct store *base, int64_t ended, size_t *ret_n)
-{
-    int r = db_write(to_sqlite(base), 0, "UPDATE sessions SET ended = ?1 WHERE ended = 0",
-                     PARAMS(P_INT(ended)));
-    if (r < 0)
-        return r;
-    *ret_n = (size_t)r;
-    return 0;
-}
-
 static int sqlite_session_max_id(struct store *base, uint64_t *ret)
 {
     struct store_sqlite *s = to_sqlite(base);
@@ -1108,7 +1098,6 @@ const struct store_ops store_sqlite_ops = {
     .session_end = sqlite_session_end,
     .session_get = sqlite_session_get,
     .session_list = sqlite_session_list,
-    .session_end_all_open = sqlite_session_end_all_open,
     .session_max_id = sqlite_session_max_id,
     .usage_begin = sqlite_usage_begin,
     .usage_end = sqlite_usage_end,

@@ -588,19 +588,6 @@ int store_session_list(struct store *s, bool active_only, size_t limit, struct s
     return 0;
 }
 
-int store_session_end_all_open(struct store *s, int64_t ended, size_t *ret_n)
-{
-    if (ended <= 0)
-        return -EINVAL;
-    size_t n = 0;
-    int r = TX(s, true, s->ops->session_end_all_open(s, ended, &n));
-    if (r < 0)
-        return r;
-    if (ret_n)
-        *ret_n = n;
-    return 0;
-}
-
 int store_session_max_id(struct store *s, uint64_t *ret)
 {
     return TX(s, false, s->ops->session_max_id(s, ret));

@@ -211,16 +211,15 @@ int store_entitlement_list(struct store *s, const char *pool, struct store_entit
 int store_entitled_pools(struct store *s, const char *user, const char *const *groups,
                          size_t n_groups, char (**ret)[STORE_NAME_MAX + 1], size_t *ret_n);
 
-/* Sessions: begin inserts (ended = 0); end sets ended. list: active_only or all, newest
- * first, at most limit rows (0 = no limit). end_all_open closes rows a previous broker
- * run left open (returns how many via *ret_n, may be NULL). */
+/* Sessions (connection rows): begin inserts (ended = 0); end sets ended. list: active_only
+ * or all, newest first, at most limit rows (0 = no limit). Rows a previous broker run left
+ * open stay open until their connection re-attaches or the broker gives up on it. */
 int store_session_begin(struct store *s, const struct store_session *sess);
 int store_session_end(struct store *s, uint64_t id, int64_t ended);
 /* -ENOENT when no row has that id. */
 int store_session_get(struct store *s, uint64_t id, struct store_session *ret);
 int store_session_list(struct store *s, bool active_only, size_t limit,
                        struct store_session **ret, size_t *ret_n);
-int store_session_end_all_open(struct store *s, int64_t ended, size_t *ret_n);
 /* The highest id or session_id ever stored: both come from one counter, which keeps
  * growing across broker restarts. */
 int store_session_max_id(struct store *s, uint64_t *ret);
