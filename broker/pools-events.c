@@ -124,8 +124,7 @@ void pools_expect_stop(struct pools *p, const char *desktop)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Takes the mark of desktop away; whether there was one. */
-static bool expected_take(struct pools *p, const char *desktop)
+bool pools_expect_stop_take(struct pools *p, const char *desktop)
 {
     struct pools_events *e = &p->events;
     bool found = false;
@@ -325,7 +324,7 @@ void pools_desktop_stopped(struct pools *p, const char *desktop, enum virt_event
     if (ev == VIRT_EVENT_STARTED || !desktop || strlen(desktop) > STORE_DESKTOP_MAX)
         return;
     desktop_lock(p, &node, desktop);
-    if (expected_take(p, desktop)) {
+    if (pools_expect_stop_take(p, desktop)) {
         log_debug("desktop %s: %s, as the broker asked", desktop, what);
         goto out;
     }

@@ -120,6 +120,9 @@ void pools_events_done(struct pools_events *e);
  * its stop event will be ignored. Caller holds the desktop lock; does nothing when the
  * desktop is not running. */
 void pools_expect_stop(struct pools *p, const char *desktop);
+/* Takes the mark of desktop away (its event came, or the stop failed); whether there was
+ * one. */
+bool pools_expect_stop_take(struct pools *p, const char *desktop);
 /* Grows an array of n elements of size each (allocated of them) to hold one more.
  * 0 or -ENOMEM. */
 int pools_grow(void **array, size_t n, size_t *allocated, size_t size);

@@ -269,7 +269,7 @@ static void desktop_unmake(struct pools *p, const char *name)
 {
     struct virt_error verr = {""};
 
-    pools_expect_stop(p, name); /* a running one is destroyed first */
+    /* No stop mark: the row is gone or not READY by now, so its event changes nothing. */
     if (virt_desktop_undefine(p->virt, name, &verr) < 0)
         log_warning("desktop %s: cannot undefine: %s", name, verr.message);
     if (virt_overlay_delete(p->virt, name, &verr) < 0)
@@ -478,6 +478,7 @@ static int desktop_power_off(struct pools *p, const char *name, bool graceful,
     r = graceful ? virt_desktop_shutdown(p->virt, name, p->shutdown_timeout_s * 1000, &verr)
                  : virt_desktop_destroy(p->virt, name, &verr);
     if (r < 0) {
+        (void)pools_expect_stop_take(p, name); /* else it would hide the next real stop */
         fail(err, TEXT_INTERNAL, "desktop %s: cannot power off: %s", name, verr.message);
         return r;
     }
@@ -915,9 +916,10 @@ int pools_logoff(struct pools *p, const char *name, const char *user)
     case STORE_LOGOFF_SUSPEND:
         pools_expect_stop(p, name);
         r = virt_desktop_suspend(p->virt, name, &verr);
-        if (r < 0)
+        if (r < 0) {
+            (void)pools_expect_stop_take(p, name);
             fail(&err, "", "desktop %s: managed save failed: %s", name, verr.message);
-        else
+        } else
             usage_running_end(p, name);
         break;
     case STORE_LOGOFF_SHUTDOWN:
