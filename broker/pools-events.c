@@ -300,6 +300,7 @@ static void desktop_fail(struct pools *p, struct store_desktop *d, const struct 
         return;
     }
     d->state = STORE_DESKTOP_FAILED;
+    p->events.failed++;
     health_set(p, d->name, 0, 0);
     log_error("desktop failed name=%s crashes=%zu within=%ds pool=%s owner=%s: not restarted "
               "until an admin starts or resets it",
@@ -346,9 +347,7 @@ void pools_desktop_stopped(struct pools *p, const char *desktop, enum virt_event
     }
 
     usage_running_end(p, desktop);
-    e->stops[ev < POOLS_N_EVENTS ? ev : VIRT_EVENT_STOPPED]++;
-    if (ev == VIRT_EVENT_CRASHED)
-        e->crashes++;
+    e->stops[ev]++;
     counts = ev == VIRT_EVENT_CRASHED ||
              (pool.stop_action == STORE_STOP_RESTART && health_restarted_recently(p, desktop));
     log_warning("desktop stopped name=%s pool=%s owner=%s event=%s action=%s", desktop, d.pool,
@@ -360,7 +359,6 @@ void pools_desktop_stopped(struct pools *p, const char *desktop, enum virt_event
         uint64_t delay = 0;
 
         if (n >= (size_t)e->crash_limit) {
-            e->failed++;
             desktop_fail(p, &d, &pool, n);
             goto out;
         }
@@ -458,7 +456,7 @@ void pools_events_metrics_write(struct pools *p, FILE *f, const struct store_poo
     fprintf(f,
             "# HELP vdi_desktop_crashes_total Desktop crashes (guest panic, QEMU failure).\n"
             "# TYPE vdi_desktop_crashes_total counter\nvdi_desktop_crashes_total %" PRIuFAST64 "\n",
-            (uint_fast64_t)e->crashes);
+            (uint_fast64_t)e->stops[VIRT_EVENT_CRASHED]);
     fprintf(f,
             "# HELP vdi_desktop_failures_total Desktops marked failed.\n"
             "# TYPE vdi_desktop_failures_total counter\nvdi_desktop_failures_total %" PRIuFAST64
