@@ -89,19 +89,15 @@ static bool event_wanted(struct json_object *o, const struct api_audit_query *q)
 
 /* One line (without its newline): added to events when it is a JSON object that matches.
  * Returns 1 when added, 0 when not, -ENOMEM. */
-static int line_take(const char *line, size_t len, const struct api_audit_query *q,
-                     struct json_object *events)
+static int line_take(struct json_tokener *tok, const char *line, size_t len,
+                     const struct api_audit_query *q, struct json_object *events)
 {
     if (len == 0 || len > INT32_MAX)
         return 0;
-    struct json_tokener *tok = json_tokener_new_ex(API_JSON_DEPTH);
-    if (!tok)
-        return -ENOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_tokener_reset(tok);
     struct json_object *o = json_tokener_parse_ex(tok, line, (int)len);
     bool ok = o && json_tokener_get_error(tok) == json_tokener_success &&
               json_tokener_get_parse_end(tok) == len && json_object_is_type(o, json_type_object);
-    json_tokener_free(tok);
     if (!ok || !event_wanted(o, q)) {
         api_json_putp(&o);
         return 0;
@@ -113,6 +109,12 @@ static int line_take(const char *line, size_t len, const struct api_audit_query 
     return 1;
 }
 
+static void tokener_freep(struct json_tokener **tok)
+{
+    if (*tok)
+        json_tokener_free(*tok);
+}
+
 /* Reads fd backwards. buf holds file bytes [off, off + len): whole lines, except that the
  * first one may still be missing its beginning. */
 static int scan_backwards(int fd, off_t size, const struct api_audit_query *q,
@@ -122,13 +124,19 @@ static int scan_backwards(int fd, off_t size, const struct api_audit_query *q,
     size_t len = 0, cap = 0, found = 0;
     off_t off = size;
     bool skipping = false; /* the bytes before off belong to a line that is too long */
+    /* One parser for every line of the scan. */
+    _cleanup_(tokener_freep) struct json_tokener *tok = json_tokener_new_ex(API_JSON_DEPTH);
+
+    if (!tok)
+        return -ENOMEM;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 
     while (found < q->limit) {
         size_t end = len > 0 && buf[len - 1] == '\n' ? len - 1 : len;
         char *nl = end > 0 ? memrchr(buf, '\n', end) : NULL;
         if (nl || (off == 0 && end > 0)) {
             size_t start = nl ? (size_t)(nl - buf) + 1 : 0;
-            int r = line_take(buf + start, end - start, q, events);
+            int r = line_take(tok, buf + start, end - start, q, events);
             if (r < 0)
                 return r;
             found += (size_t)r;

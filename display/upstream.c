@@ -97,16 +97,13 @@ static void on_framebuffer_update(rfbClient *c, int x, int y, int w, int h)
         size_t off = (size_t)y * stride + (size_t)x * PROXY_BYTES_PER_PIXEL;
         size_t len = (size_t)w * PROXY_BYTES_PER_PIXEL;
         /* Rows under the notice banner: the VM's pixels go to notice_under (same layout as
-         * the framebuffer's first rows), the banner stays on top. */
-        for (int row = y; row < y + h; row++, off += stride) {
-            if (row < p->notice_h) {
-                memcpy(p->notice_under + off, u->fb + off, len);
-                memcpy(p->fb + off, p->notice_px + off, len);
-            } else {
-                memcpy(p->fb + off, u->fb + off, len);
-            }
-        }
-        rfbMarkRectAsModified(p->screen, x, y, x + w, y + h);
+         * the framebuffer's first rows); the banner already in fb stays, unchanged, so
+         * those rows are not sent again. */
+        int first_visible = y > p->notice_h ? y : p->notice_h;
+        for (int row = y; row < y + h; row++, off += stride)
+            memcpy((row < p->notice_h ? p->notice_under : p->fb) + off, u->fb + off, len);
+        if (first_visible < y + h)
+            rfbMarkRectAsModified(p->screen, x, first_visible, x + w, y + h);
     }
     pthread_mutex_unlock(&p->fb_lock);
 }
