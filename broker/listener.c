@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "net.h"
 #include "util.h"
 
 int listener_open(const char *address, int port, uint16_t *ret_port)
@@ -97,19 +98,17 @@ void listener_reattach_name(const char *state_dir, char name[LISTENER_REATTACH_N
 
 int listener_open_abstract(const char *name)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    size_t n = strlen(name);
-    int fd;
+    struct sockaddr_un sa;
+    socklen_t len;
+    int fd, r = net_abstract_address(name, &sa, &len);
 
-    if (n == 0 || n + 1 > sizeof(sa.sun_path))
-        return -EINVAL;
-    memcpy(sa.sun_path + 1, name, n);
+    if (r < 0)
+        return r;
     fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0 ||
-        listen(fd, 64) < 0) {
-        int r = -errno;
+    if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 64) < 0) {
+        r = -errno;
         close(fd);
         return r;
     }

@@ -65,3 +65,18 @@ int net_connect(const char *host, int port, uint64_t deadline_ms, int *ret_gai_e
     freeaddrinfo(res);
     return r;
 }
+
+int net_abstract_address(const char *name, struct sockaddr_un *ret, socklen_t *ret_len)
+{
+    size_t n = strlen(name);
+
+    if (n == 0)
+        return -EINVAL;
+    if (n + 1 > sizeof(ret->sun_path))
+        return -ENAMETOOLONG;
+    memset(ret, 0, sizeof(*ret));
+    ret->sun_family = AF_UNIX;
+    memcpy(ret->sun_path + 1, name, n);
+    *ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    return 0;
+}

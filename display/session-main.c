@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 #include "session.h"
 #include "tls.h"
 #include "util.h"
@@ -66,10 +67,11 @@ static int parse_uid(const char *s, uid_t *ret)
  * logged as socket=@NAME). */
 static int parse_socket_name(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n + 1 > sizeof(((struct sockaddr_un *)NULL)->sun_path))
+    struct sockaddr_un sa;
+    socklen_t len;
+    if (net_abstract_address(s, &sa, &len) < 0)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; s[i]; i++)
         if (s[i] <= ' ' || s[i] > '~')
             return -EINVAL;
     return 0;

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "log.h"
+#include "net.h"
 #include "proto.h"
 #include "proxy.h"
 #include "tls.h"
@@ -410,18 +411,16 @@ static bool control_lost(struct session *s, int error)
  * or -errno. */
 static int reattach_connect(struct session *s, uid_t *peer_uid)
 {
-    const char *name = s->o->broker_socket;
-    size_t len = strlen(name);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (len + 1 > sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    memcpy(sa.sun_path + 1, name, len); /* abstract: a NUL, then the name (no NUL after) */
+    struct sockaddr_un sa;
+    socklen_t sa_len;
+    int r = net_abstract_address(s->o->broker_socket, &sa, &sa_len);
+    if (r < 0)
+        return r;
 
     _cleanup_(closep) int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    if (connect(fd, (struct sockaddr *)&sa,
-                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0)
+    if (connect(fd, (struct sockaddr *)&sa, sa_len) < 0)
         return -errno;
     struct ucred cred;
     socklen_t cred_len = sizeof(cred);
@@ -436,7 +435,7 @@ static int reattach_connect(struct session *s, uid_t *peer_uid)
     proto_message_init(&m, PROTO_REATTACH);
     m.id = s->conn_id;
     memcpy(m.token, s->token, sizeof(m.token));
-    int r = proto_send(fd, &m);
+    r = proto_send(fd, &m);
     proto_message_done(&m); /* wipes the token copy */
     if (r < 0)
         return r;
