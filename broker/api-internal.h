@@ -53,7 +53,7 @@ struct json_object *api_template_json(const void *store_template);
 struct json_object *api_pool_json(const void *store_pool);
 struct json_object *api_desktop_json(const void *pools_desktop_info);
 struct json_object *api_entitlement_json(const void *store_entitlement);
-struct json_object *api_session_json(const void *store_session);       /* history rows */
+struct json_object *api_session_json(const void *store_session);     /* history rows */
 struct json_object *api_session_info_json(const void *session_info); /* live sessions */
 struct json_object *api_usage_json(const void *store_usage_row);
 

@@ -606,10 +606,9 @@ struct json_object *api_session_json(const void *record)
     bool ok = add(o, "id", json_object_new_uint64(s->id)) &&
               add(o, "session_id", json_object_new_uint64(s->session_id)) &&
               add(o, "kind", str(store_session_kind_to_string(s->kind))) &&
-              add(o, "user", str(s->user)) &&
-              add(o, "pool", str(s->pool)) && add(o, "desktop", str(s->desktop)) &&
-              add(o, "client", str(s->client)) && add(o, "started", int64(s->started)) &&
-              add(o, "ended", int64(s->ended));
+              add(o, "user", str(s->user)) && add(o, "pool", str(s->pool)) &&
+              add(o, "desktop", str(s->desktop)) && add(o, "client", str(s->client)) &&
+              add(o, "started", int64(s->started)) && add(o, "ended", int64(s->ended));
     return done(o, ok);
 }
 

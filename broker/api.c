@@ -334,9 +334,8 @@ static void pool_changed(struct api_call *c, const char *action, const struct st
             "template=%s vcpus=%d memory_mib=%d kind=%s min_spare=%d max_desktops=%d logoff=%s "
             "disconnect_grace_s=%d idle_timeout_s=%d max_session_s=%d stop_action=%s",
             p->template_name, p->vcpus, p->memory_mib, store_pool_kind_to_string(p->kind),
-            p->min_spare, p->max_desktops, store_logoff_to_string(p->logoff),
-            p->disconnect_grace_s, p->idle_timeout_s, p->max_session_s,
-            store_stop_action_to_string(p->stop_action));
+            p->min_spare, p->max_desktops, store_logoff_to_string(p->logoff), p->disconnect_grace_s,
+            p->idle_timeout_s, p->max_session_s, store_stop_action_to_string(p->stop_action));
 }
 
 static unsigned on_pool_list(struct api_call *c)
@@ -735,7 +734,8 @@ static unsigned on_metrics(struct api_call *c)
 static const char *const query_pool[] = {"pool", NULL};
 static const char *const query_sessions[] = {"history", NULL};
 static const char *const query_usage[] = {"from", "to", "user", "pool", NULL};
-static const char *const query_audit[] = {"since", "until", "event", "user", "client", "limit", NULL};
+static const char *const query_audit[] = {"since",  "until", "event", "user",
+                                          "client", "limit", NULL};
 
 #define ROUTE(m, p, h, ...)                                                                        \
     {                                                                                              \
@@ -915,8 +915,8 @@ static void login_failed(struct api_call *c, const char *user, const char *reaso
     struct api *a = c->api;
     if (counts && a->throttle)
         throttle_failure(a->throttle, c->client, user ? user : "", now_ms());
-    (void)audit_event(a->audit, "login.failure", "user", user, "client", c->client, "source",
-                      "api", "reason", reason, NULL);
+    (void)audit_event(a->audit, "login.failure", "user", user, "client", c->client, "source", "api",
+                      "reason", reason, NULL);
 }
 
 /* The throttle, PAM, then the admin group. True when c->user is an admin; else it has

@@ -101,7 +101,8 @@ const struct config_option broker_config_table[] = {
              "silent, or deny"),
     OPT(audit_syslog, CONFIG_BOOL, "yes",
         "Also send audit events (<state_dir>/audit.log) to syslog/journald (LOG_AUTHPRIV)"),
-    OPT_INT(worker_threads, "4", 1, 64, "Threads for PAM checks, and as many again for libvirt calls"),
+    OPT_INT(worker_threads, "4", 1, 64,
+            "Threads for PAM checks, and as many again for libvirt calls"),
     OPT_ENUM(log_level, "info", log_levels, "error, warning, info or debug"),
 };
 const size_t broker_config_table_size = ARRAY_SIZE(broker_config_table);
@@ -177,8 +178,9 @@ int broker_config_validate(const struct broker_config *c, struct config_error *e
 
     struct throttle_startups startups;
     if (throttle_startups_parse(c->max_startups, &startups) < 0)
-        return fail(err, "max_startups: '%s' is not start:rate:full (like 10:30:64, start <= "
-                         "full, rate 1..100) or a single number",
+        return fail(err,
+                    "max_startups: '%s' is not start:rate:full (like 10:30:64, start <= "
+                    "full, rate 1..100) or a single number",
                     c->max_startups);
     if (c->lockout_failures <= c->throttle_free_failures)
         return fail(err, "lockout_failures: must be more than throttle_free_failures (%d)",

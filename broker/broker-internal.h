@@ -65,18 +65,18 @@ struct job {
     char pool[CONNECTION_MAX_NAME + 1];
     char desktop[CONNECTION_MAX_NAME + 1];
     char address[CONNECTION_MAX_ADDRESS];
-    char *password;                 /* JOB_AUTH; wiped */
-    char token[CERTS_TOKEN_SIZE];   /* JOB_DESKTOP, JOB_SHADOW, JOB_REATTACH; wiped */
+    char *password;               /* JOB_AUTH; wiped */
+    char token[CERTS_TOKEN_SIZE]; /* JOB_DESKTOP, JOB_SHADOW, JOB_REATTACH; wiped */
     int result;
-    bool pam_failed;                /* JOB_AUTH: PAM said no (counts for throttling) */
-    char detail[768];               /* for the log */
-    char user_text[256];            /* failure text for the user */
-    int display_fd;                 /* JOB_DESKTOP, JOB_SHADOW */
-    enum virt_event event;          /* JOB_DESKTOP_STOPPED */
-    struct store_session row;       /* JOB_REATTACH */
-    struct session_policy policy;   /* JOB_DESKTOP, JOB_REATTACH: of the desktop's pool */
-    uint64_t closing[4];            /* JOB_LOGOFF: user connections told to close (their
-                                       process may linger a moment): ended first */
+    bool pam_failed;              /* JOB_AUTH: PAM said no (counts for throttling) */
+    char detail[768];             /* for the log */
+    char user_text[256];          /* failure text for the user */
+    int display_fd;               /* JOB_DESKTOP, JOB_SHADOW */
+    enum virt_event event;        /* JOB_DESKTOP_STOPPED */
+    struct store_session row;     /* JOB_REATTACH */
+    struct session_policy policy; /* JOB_DESKTOP, JOB_REATTACH: of the desktop's pool */
+    uint64_t closing[4];          /* JOB_LOGOFF: user connections told to close (their
+                                     process may linger a moment): ended first */
     size_t n_closing;
 };
 

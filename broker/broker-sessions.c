@@ -112,8 +112,7 @@ struct session *sessions_ensure(struct loop *l, uint64_t id, const char *user, c
 }
 
 /* The user's connection leaves the session now (closed by the broker or gone). */
-static void detach_user(struct loop *l, struct session *s, struct connection *c,
-                        const char *reason)
+static void detach_user(struct loop *l, struct session *s, struct connection *c, const char *reason)
 {
     if (s->user_connection != c->id)
         return;
@@ -126,8 +125,7 @@ static void detach_user(struct loop *l, struct session *s, struct connection *c,
 }
 
 /* Closes every connection of s (the user's and the watching admins') with a reason. */
-static void close_all(struct loop *l, struct session *s, const char *user_text,
-                      const char *reason)
+static void close_all(struct loop *l, struct session *s, const char *user_text, const char *reason)
 {
     struct connection *u = user_connection(l, s);
 
@@ -230,15 +228,16 @@ void sessions_desktop_done(struct loop *l, struct job *j, struct connection *c)
     event = s ? (s->state == SESSION_ACTIVE ? "session.takeover" : "session.reconnect")
               : "session.start";
     if (!s)
-        s = sessions_ensure(l, session_table_find(l->sessions, j->session_id)
-                                   ? connection_registry_next_id(l->conns)
-                                   : j->session_id,
+        s = sessions_ensure(l,
+                            session_table_find(l->sessions, j->session_id)
+                                ? connection_registry_next_id(l->conns)
+                                : j->session_id,
                             j->user, j->pool, j->desktop, &j->policy, (int64_t)time(NULL));
     if (!c || connection_set_state(c, CONNECTION_DESKTOP_READY) < 0) {
         /* The client gave up while its desktop started: the session waits out its grace
          * period like any disconnected one, so the desktop is logged off in the end. */
-        log_info("session=%" PRIu64 " went away before its desktop %s was ready",
-                 j->connection_id, j->desktop);
+        log_info("session=%" PRIu64 " went away before its desktop %s was ready", j->connection_id,
+                 j->desktop);
         job_submit_simple(l, JOB_CONNECTION_END, j->connection_id, 0, NULL);
         return;
     }
@@ -250,8 +249,8 @@ void sessions_desktop_done(struct loop *l, struct job *j, struct connection *c)
     previous = user_connection(l, s);
     if (previous) {
         /* Takeover: the newest login wins; the other device hears from where. */
-        log_info("session takeover id=%" PRIu64 " user=%s desktop=%s from=%s to=%s", s->id,
-                 s->user, s->desktop, previous->address, c->address);
+        log_info("session takeover id=%" PRIu64 " user=%s desktop=%s from=%s to=%s", s->id, s->user,
+                 s->desktop, previous->address, c->address);
         detach_user(l, s, previous, "takeover");
         conn_close(l, previous, TEXT_TAKEOVER, c->address);
     }
@@ -279,8 +278,8 @@ void sessions_shadow_done(struct loop *l, struct job *j, struct connection *c)
         else
             job_submit_simple(l, JOB_CONNECTION_END, j->connection_id, 0, NULL);
         if (c && c->state != CONNECTION_CLOSING)
-            conn_close(l, c, "%s", j->result < 0 ? "The session's desktop cannot be shown"
-                                                 : TEXT_SESSION_GONE);
+            conn_close(l, c, "%s",
+                       j->result < 0 ? "The session's desktop cannot be shown" : TEXT_SESSION_GONE);
         return;
     }
     connection_joins(c, s, CONNECTION_SHADOW);
@@ -290,8 +289,8 @@ void sessions_shadow_done(struct loop *l, struct job *j, struct connection *c)
              s->id, s->user, s->desktop, c->address);
     (void)audit_event(l->ctx->audit, "session.shadow.start", "actor", c->user, "session",
                       u64_text(s->id).s, "user", s->user, "desktop", s->desktop, "client",
-                      c->address, "notified",
-                      streq(l->cfg->shadow_policy, "notify") ? "yes" : "no", NULL);
+                      c->address, "notified", streq(l->cfg->shadow_policy, "notify") ? "yes" : "no",
+                      NULL);
     banner_refresh(l, s, NULL);
 }
 
@@ -382,16 +381,17 @@ void sessions_tick(struct loop *l, uint64_t now)
                      s->policy.max_session_s);
             (void)audit_event(l->ctx->audit, "session.timeout", "session", u64_text(s->id).s,
                               "user", s->user, "desktop", s->desktop, "kind", "max", NULL);
-            snprintf(text, sizeof(text), TEXT_MAX_TIMEOUT, duration_text(s->policy.max_session_s).s);
+            snprintf(text, sizeof(text), TEXT_MAX_TIMEOUT,
+                     duration_text(s->policy.max_session_s).s);
             close_all(l, s, text, "time limit");
             logoff(l, s, "time limit");
             break;
         case SESSION_DUE_LOGOFF:
-            logoff(l, s, s->policy.max_session_s && now >= s->started_ms +
-                                                               (uint64_t)s->policy.max_session_s *
-                                                                   1000
-                             ? "time limit"
-                             : "grace period over");
+            logoff(l, s,
+                   s->policy.max_session_s &&
+                           now >= s->started_ms + (uint64_t)s->policy.max_session_s * 1000
+                       ? "time limit"
+                       : "grace period over");
             break;
         }
     }
@@ -542,6 +542,6 @@ void sessions_rebuild(struct loop *l)
     }
     /* A few seconds on top: a session retrying every 5 s may come just at the end. */
     l->orphans_due_ms = now + (window ? window + 10000 : 0) + 1;
-    log_info("%zu connections of the previous run may re-attach within %ds; %zu sessions kept",
-             n, l->cfg->reattach_timeout_s, session_table_size(l->sessions));
+    log_info("%zu connections of the previous run may re-attach within %ds; %zu sessions kept", n,
+             l->cfg->reattach_timeout_s, session_table_size(l->sessions));
 }

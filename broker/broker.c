@@ -119,8 +119,8 @@ void conn_kill(struct loop *l, struct connection *c, const char *why)
 
 void conn_protocol_violation(struct loop *l, struct connection *c, const char *what)
 {
-    log_warning("session=%" PRIu64 " protocol violation client=%s state=%s: %s", c->id,
-                c->address, connection_state_to_string(c->state), what);
+    log_warning("session=%" PRIu64 " protocol violation client=%s state=%s: %s", c->id, c->address,
+                connection_state_to_string(c->state), what);
     conn_kill(l, c, "protocol violation");
 }
 
@@ -150,8 +150,8 @@ static void conn_finish(struct loop *l, struct connection *c, struct proto_messa
     c->deadline_ms = c->pid > 0 ? now_ms() + BROKER_CLOSE_GRACE_MS : 0;
 }
 
-static void conn_textv(struct loop *l, struct connection *c, enum proto_type type,
-                       const char *fmt, va_list ap)
+static void conn_textv(struct loop *l, struct connection *c, enum proto_type type, const char *fmt,
+                       va_list ap)
 {
     struct proto_message m;
 
@@ -219,8 +219,9 @@ static void job_auth_run(struct job *j)
         int r = auth_user_in_group(j->user, cfg->admin_group);
         if (r <= 0) {
             j->result = r < 0 ? r : -EPERM;
-            snprintf(j->detail, sizeof(j->detail), "not in group %s (shadowing session %" PRIu64 ")",
-                     cfg->admin_group, j->shadow_target);
+            snprintf(j->detail, sizeof(j->detail),
+                     "not in group %s (shadowing session %" PRIu64 ")", cfg->admin_group,
+                     j->shadow_target);
             snprintf(j->user_text, sizeof(j->user_text), "%s", TEXT_NOT_ADMIN);
         }
         return;
@@ -354,8 +355,8 @@ static void desktop_begin(struct loop *l, struct connection *c)
         struct session *s = session_table_find(l->sessions, c->shadow_target);
         if (!s || s->state == SESSION_ENDING) {
             job_free(j);
-            log_info("shadow refused admin=%s session=%" PRIu64 " reason=no such session",
-                     c->user, c->shadow_target);
+            log_info("shadow refused admin=%s session=%" PRIu64 " reason=no such session", c->user,
+                     c->shadow_target);
             conn_close(l, c, "There is no session %" PRIu64 " to watch", c->shadow_target);
             return;
         }
@@ -392,8 +393,8 @@ static void job_auth_done(struct loop *l, struct job *j, struct connection *c)
                       j->user, j->address, j->connection_id, reason);
         else
             log_warning("login %s user=%s client=%s session=%" PRIu64 " reason=%s",
-                        j->pam_failed ? "failed" : "refused", j->user, j->address,
-                        j->connection_id, reason);
+                        j->pam_failed ? "failed" : "refused", j->user, j->address, j->connection_id,
+                        reason);
         (void)audit_event(l->ctx->audit, "login.failure", "user", j->user, "client", j->address,
                           "source", source, "reason", reason, NULL);
         if (c)
@@ -504,8 +505,8 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
         log_warning("login failed user=(invalid) client=%s session=%" PRIu64
                     " reason=invalid user name",
                     c->address, c->id);
-        (void)audit_event(l->ctx->audit, "login.failure", "user", "(invalid)", "client",
-                          c->address, "reason", "invalid user name", NULL);
+        (void)audit_event(l->ctx->audit, "login.failure", "user", "(invalid)", "client", c->address,
+                          "reason", "invalid user name", NULL);
         throttle_failure(l->ctx->throttle, c->address, "", now_ms());
         (void)connection_set_state(c, CONNECTION_CHECKING);
         conn_refuse(l, c, PROTO_AUTH_RESULT, TEXT_AUTH_FAILED);
@@ -526,15 +527,14 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
         uint64_t secs = (t.wait_ms + 999) / 1000;
         char text[128];
 
-        log_warning("login refused user=%s client=%s session=%" PRIu64 " reason=%s by=%s wait=%" PRIu64
-                    "s",
+        log_warning("login refused user=%s client=%s session=%" PRIu64
+                    " reason=%s by=%s wait=%" PRIu64 "s",
                     c->user, c->address, c->id, locked ? "locked out" : "throttled",
                     t.by_account ? "account" : "address", secs);
         (void)audit_event(l->ctx->audit, locked ? "login.locked" : "login.throttled", "user",
-                          c->user, "client", c->address, "by",
-                          t.by_account ? "account" : "address", NULL);
-        snprintf(text, sizeof(text), locked ? TEXT_LOCKED : TEXT_THROTTLED,
-                 duration_text(secs).s);
+                          c->user, "client", c->address, "by", t.by_account ? "account" : "address",
+                          NULL);
+        snprintf(text, sizeof(text), locked ? TEXT_LOCKED : TEXT_THROTTLED, duration_text(secs).s);
         conn_refuse(l, c, PROTO_AUTH_RESULT, text);
         return;
     }
@@ -829,8 +829,7 @@ int broker_inbox_sessions(void *inbox, struct session_info **ret, size_t *ret_n)
     return 0;
 }
 
-int broker_inbox_session_action(void *inbox, uint64_t session_id, bool logoff,
-                                const char *by_admin)
+int broker_inbox_session_action(void *inbox, uint64_t session_id, bool logoff, const char *by_admin)
 {
     struct inbox_request req = {
         .kind = INBOX_SESSION_ACTION, .session_id = session_id, .logoff = logoff};
@@ -1109,8 +1108,8 @@ int broker_run(const struct broker_context *ctx)
         fds[n++] = (struct pollfd){.fd = workers_fd(l.desktop_workers), .events = POLLIN};
         fds[n++] =
             (struct pollfd){.fd = l.accept_paused_until ? -1 : ctx->listen_fd, .events = POLLIN};
-        fds[n++] = (struct pollfd){.fd = ctx->inbox ? broker_inbox_fd(ctx->inbox) : -1,
-                                   .events = POLLIN};
+        fds[n++] =
+            (struct pollfd){.fd = ctx->inbox ? broker_inbox_fd(ctx->inbox) : -1, .events = POLLIN};
         fds[n++] = (struct pollfd){.fd = ctx->reattach_fd, .events = POLLIN};
         for (size_t i = 0; i < connection_registry_size(l.conns); i++) {
             struct connection *c = connection_registry_at(l.conns, i);

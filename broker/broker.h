@@ -43,12 +43,12 @@ struct broker_context {
     const struct spawn_params *spawn; /* program, TLS files ... for vdi-session */
     struct pools *pools;              /* outlives broker_run() */
     struct broker_inbox *inbox;
-    struct throttle *throttle;        /* shared with the admin API */
-    struct audit *audit;              /* may be NULL */
-    int listen_fd;   /* non-blocking; owned by the caller */
-    int reattach_fd; /* listening SOCK_SEQPACKET for re-attaching sessions, or -1 */
-    int signal_fd;   /* signalfd for SIGTERM, SIGINT, SIGCHLD, SIGHUP */
-    uid_t session_uid; /* vdi-session processes run as this uid (re-attach check) */
+    struct throttle *throttle; /* shared with the admin API */
+    struct audit *audit;       /* may be NULL */
+    int listen_fd;             /* non-blocking; owned by the caller */
+    int reattach_fd;           /* listening SOCK_SEQPACKET for re-attaching sessions, or -1 */
+    int signal_fd;             /* signalfd for SIGTERM, SIGINT, SIGCHLD, SIGHUP */
+    uid_t session_uid;         /* vdi-session processes run as this uid (re-attach check) */
     uint64_t first_session_id; /* after the highest id in the store; 0 = 1 */
 };
 

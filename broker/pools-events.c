@@ -112,7 +112,7 @@ void pools_expect_stop(struct pools *p, const char *desktop)
         ;
     if (i == e->n_expected) {
         if (pools_grow((void **)&e->expected, e->n_expected, &e->allocated_expected,
-                 sizeof(*e->expected)) < 0) {
+                       sizeof(*e->expected)) < 0) {
             pthread_mutex_unlock(&p->lock);
             log_warning("desktop %s: out of memory noting an own stop", desktop);
             return;

@@ -60,7 +60,7 @@ struct pools_events {
     size_t n_expected, allocated_expected;
     struct desktop_health *health;
     size_t n_health, allocated_health;
-    atomic_uint_fast64_t failed; /* desktops marked FAILED */
+    atomic_uint_fast64_t failed;                /* desktops marked FAILED */
     atomic_uint_fast64_t stops[POOLS_N_EVENTS]; /* by enum virt_event */
 };
 

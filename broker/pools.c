@@ -392,8 +392,8 @@ static int running_totals(struct pools *p, const struct busy_name *skip, int *re
 
 /* Starts a desktop unless running, within the overcommit limits. Caller holds its
  * desktop lock. */
-int desktop_power_on(struct pools *p, const struct store_desktop *d,
-                     const struct store_pool *pool, struct pools_error *err)
+int desktop_power_on(struct pools *p, const struct store_desktop *d, const struct store_pool *pool,
+                     struct pools_error *err)
 {
     struct virt_error verr = {""};
     struct busy_name me;
@@ -488,8 +488,7 @@ static int desktop_power_off(struct pools *p, const char *name, bool graceful,
 
 /* Back to the template: power off, new overlay, (re)define. Caller holds the desktop lock.
  * The RESETTING state makes a crash in the middle finish the reset at the next start. */
-int desktop_reset_locked(struct pools *p, const struct store_desktop *d,
-                         struct pools_error *err)
+int desktop_reset_locked(struct pools *p, const struct store_desktop *d, struct pools_error *err)
 {
     struct recipe rc;
     int r;
@@ -517,9 +516,8 @@ int desktop_reset_locked(struct pools *p, const struct store_desktop *d,
 
 /* Sets a new owner in the store (compare-and-set) and in the metadata; keeps usage
  * intervals attributed right. Caller holds the desktop lock. */
-int desktop_change_owner(struct pools *p, struct store_desktop *d,
-                         const struct store_pool *pool, const char *owner,
-                         struct pools_error *err)
+int desktop_change_owner(struct pools *p, struct store_desktop *d, const struct store_pool *pool,
+                         const char *owner, struct pools_error *err)
 {
     struct virt_error verr = {""};
     enum virt_state state = VIRT_STATE_MISSING;
@@ -666,8 +664,8 @@ static int claim_choose_locked(struct pools *p, const struct store_pool *pool, c
     return r;
 }
 
-static void connection_begin(struct pools *p, const struct pools_connection *c,
-                             const char *desktop, const char *pool);
+static void connection_begin(struct pools *p, const struct pools_connection *c, const char *desktop,
+                             const char *pool);
 
 int pools_claim(struct pools *p, const struct pools_connection *c, const char *wanted,
                 char *ret_desktop, size_t size, struct pools_error *err)
@@ -825,8 +823,8 @@ static int connection_track(struct pools *p, const struct store_session *s, bool
 }
 
 /* c is connected to desktop of pool: its row, its count, its usage. */
-static void connection_begin(struct pools *p, const struct pools_connection *c,
-                             const char *desktop, const char *pool)
+static void connection_begin(struct pools *p, const struct pools_connection *c, const char *desktop,
+                             const char *pool)
 {
     struct store_session s = {
         .id = c->id,
@@ -934,8 +932,8 @@ out:
     if (r < 0)
         log_error("logoff of desktop %s failed: %s", name, err.log);
     else if (skipped)
-        log_info("logoff skipped name=%s user=%s: connected again, no longer theirs, or gone",
-                 name, user);
+        log_info("logoff skipped name=%s user=%s: connected again, no longer theirs, or gone", name,
+                 user);
     else
         log_info("logoff done name=%s", name);
     return r;

@@ -79,7 +79,6 @@ struct store_ops {
     int (*usage_end_open_for_desktop)(struct store *s, const char *desktop, int kind, int64_t end);
     int (*usage_report)(struct store *s, int64_t from, int64_t to, int64_t now, const char *user,
                         const char *pool, struct store_usage_row **ret, size_t *ret_n);
-
 };
 
 extern const struct store_ops store_sqlite_ops;

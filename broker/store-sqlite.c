@@ -612,7 +612,7 @@ static int sqlite_template_delete(struct store *base, const char *name)
 /* ---- pools ---- */
 
 #define POOL_COLUMNS                                                                               \
-    "name, template, vcpus, memory_mib, kind, min_spare, max_desktops, logoff, created, "         \
+    "name, template, vcpus, memory_mib, kind, min_spare, max_desktops, logoff, created, "          \
     "disconnect_grace_s, idle_timeout_s, max_session_s, stop_action"
 
 static int pool_read(sqlite3_stmt *st, void *elem)
@@ -636,16 +636,15 @@ static int pool_read(sqlite3_stmt *st, void *elem)
 
 static int sqlite_pool_add(struct store *base, const struct store_pool *p)
 {
-    int r = db_write(to_sqlite(base), -ENOENT,
-                     "INSERT INTO pools (" POOL_COLUMNS ") "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                     PARAMS(P_TEXT(p->name), P_TEXT(p->template_name), P_INT(p->vcpus),
-                            P_INT(p->memory_mib), P_TEXT(store_pool_kind_to_string(p->kind)),
-                            P_INT(p->min_spare), P_INT(p->max_desktops),
-                            P_TEXT(store_logoff_to_string(p->logoff)), P_INT(p->created),
-                            P_INT(p->disconnect_grace_s), P_INT(p->idle_timeout_s),
-                            P_INT(p->max_session_s),
-                            P_TEXT(store_stop_action_to_string(p->stop_action))));
+    int r = db_write(
+        to_sqlite(base), -ENOENT,
+        "INSERT INTO pools (" POOL_COLUMNS ") "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        PARAMS(P_TEXT(p->name), P_TEXT(p->template_name), P_INT(p->vcpus), P_INT(p->memory_mib),
+               P_TEXT(store_pool_kind_to_string(p->kind)), P_INT(p->min_spare),
+               P_INT(p->max_desktops), P_TEXT(store_logoff_to_string(p->logoff)), P_INT(p->created),
+               P_INT(p->disconnect_grace_s), P_INT(p->idle_timeout_s), P_INT(p->max_session_s),
+               P_TEXT(store_stop_action_to_string(p->stop_action))));
     return r < 0 ? r : 0;
 }
 
@@ -923,14 +922,13 @@ static int session_read(sqlite3_stmt *st, void *elem)
 
 static int sqlite_session_begin(struct store *base, const struct store_session *sess)
 {
-    int r = db_write(to_sqlite(base), 0,
-                     "INSERT INTO sessions (" SESSION_COLUMNS ") "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)",
-                     PARAMS(P_INT(sess->id), P_TEXT(sess->user), P_TEXT(sess->pool),
-                            P_TEXT(sess->desktop), P_TEXT(sess->client), P_INT(sess->started),
-                            P_INT(sess->session_id),
-                            P_TEXT(store_session_kind_to_string(sess->kind)),
-                            P_TEXT(sess->token_hash)));
+    int r = db_write(
+        to_sqlite(base), 0,
+        "INSERT INTO sessions (" SESSION_COLUMNS ") "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)",
+        PARAMS(P_INT(sess->id), P_TEXT(sess->user), P_TEXT(sess->pool), P_TEXT(sess->desktop),
+               P_TEXT(sess->client), P_INT(sess->started), P_INT(sess->session_id),
+               P_TEXT(store_session_kind_to_string(sess->kind)), P_TEXT(sess->token_hash)));
     return r < 0 ? r : 0;
 }
 

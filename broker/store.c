@@ -16,9 +16,9 @@
 #define STORE_MEMORY_MIB_MIN 64
 #define STORE_MEMORY_MIB_MAX 4194304 /* 4 TiB */
 #define STORE_DESKTOPS_MAX 10000
-#define STORE_GRACE_MAX 604800       /* 7 days */
-#define STORE_IDLE_MAX 604800        /* 7 days */
-#define STORE_SESSION_MAX_S 2592000  /* 30 days */
+#define STORE_GRACE_MAX 604800      /* 7 days */
+#define STORE_IDLE_MAX 604800       /* 7 days */
+#define STORE_SESSION_MAX_S 2592000 /* 30 days */
 
 /* ---- enums as text ---- */
 
@@ -250,8 +250,8 @@ static int session_check(const struct store_session *sess)
 {
     if (!sess || sess->id > INT64_MAX || sess->session_id > INT64_MAX ||
         !store_session_kind_to_string(sess->kind) || !token_hash_is_valid(sess->token_hash) ||
-        !user_is_valid(sess->user, false) ||
-        !pool_ref_is_valid(sess->pool, true) || !desktop_name_is_valid(sess->desktop) ||
+        !user_is_valid(sess->user, false) || !pool_ref_is_valid(sess->pool, true) ||
+        !desktop_name_is_valid(sess->desktop) ||
         !text_is_valid(sess->client, sizeof(sess->client), true) || sess->started < 0)
         return -EINVAL;
     return 0;

@@ -20,14 +20,14 @@
  *   type                     direction          when                      body
  *   PROTO_AUTH_REQUEST       session -> broker  once, first message       username, password
  *   PROTO_AUTH_RESULT        broker -> session  answer to AUTH_REQUEST    u8 ok, reason
- *   PROTO_DESKTOP_STATUS     broker -> session  after AUTH_RESULT ok      text ("Starting your desktop")
- *   PROTO_DESKTOP_READY (fd) broker -> session  after AUTH_RESULT ok      desktop name; fd = VM display
- *   PROTO_CLOSE              broker -> session  any time                  reason shown to the user
- *   PROTO_NOTICE             broker -> session  after DESKTOP_READY       banner text over the desktop
+ *   PROTO_DESKTOP_STATUS     broker -> session  after AUTH_RESULT ok      text ("Starting your
+ * desktop") PROTO_DESKTOP_READY (fd) broker -> session  after AUTH_RESULT ok      desktop name; fd
+ * = VM display PROTO_CLOSE              broker -> session  any time                  reason shown
+ * to the user PROTO_NOTICE             broker -> session  after DESKTOP_READY       banner text
+ * over the desktop
  *                                                                         ("" removes it)
- *   PROTO_ACTIVITY           session -> broker  after DESKTOP_READY,      u32 idle_ms, u64 bytes_to_client,
- *                                               every PROTO_ACTIVITY_     u64 bytes_from_client
- *                                               INTERVAL_MS
+ *   PROTO_ACTIVITY           session -> broker  after DESKTOP_READY,      u32 idle_ms, u64
+ * bytes_to_client, every PROTO_ACTIVITY_     u64 bytes_from_client INTERVAL_MS
  *
  * DESKTOP_READY's body: desktop name, u64 connection id, u8 flags (PROTO_FLAG_VIEW_ONLY:
  * a shadowing admin; the session drops every input event of its client), reattach token

@@ -115,10 +115,10 @@ struct proxy {
     struct upstream *upstream;
 
     /* Input bookkeeping (atomics: libvncserver's client thread writes, anyone reads). */
-    bool view_only;          /* drop every input event of the client */
-    uint64_t last_input_ms;  /* now_ms() of the last key/pointer event that counted; 0: none */
-    int input_wake_ms;       /* options.input_wake_ms */
-    int input_fd;            /* eventfd for input after a quiet spell, or -1 */
+    bool view_only;         /* drop every input event of the client */
+    uint64_t last_input_ms; /* now_ms() of the last key/pointer event that counted; 0: none */
+    int input_wake_ms;      /* options.input_wake_ms */
+    int input_fd;           /* eventfd for input after a quiet spell, or -1 */
 };
 
 /* Records why the proxy ended (first reason wins) and makes the event fd readable.

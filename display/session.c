@@ -50,10 +50,10 @@ struct session {
 
     struct proxy *proxy;
     int proxy_fd;
-    bool upstream_attached; /* DESKTOP_READY arrived */
-    bool desktop_live;      /* ... and its display was attached */
-    uint64_t attached_ms;   /* when; the idle time before any input counts from here */
-    uint64_t conn_id;       /* from DESKTOP_READY, for REATTACH */
+    bool upstream_attached;          /* DESKTOP_READY arrived */
+    bool desktop_live;               /* ... and its display was attached */
+    uint64_t attached_ms;            /* when; the idle time before any input counts from here */
+    uint64_t conn_id;                /* from DESKTOP_READY, for REATTACH */
     char token[PROTO_TOKEN_LEN + 1]; /* likewise; never logged, wiped at exit */
     bool view_only;
 
@@ -575,8 +575,7 @@ static int handle_broker_message(struct session *s, struct proto_message *m)
         return handle_desktop_ready(s, m);
     case PROTO_NOTICE:
         if (!s->upstream_attached) {
-            log_error("Broker protocol violation: NOTICE before DESKTOP_READY client=%s",
-                      s->addr);
+            log_error("Broker protocol violation: NOTICE before DESKTOP_READY client=%s", s->addr);
             return -SESSION_EXIT_BROKER;
         }
         if (m->text[0])
@@ -702,8 +701,7 @@ static int session_loop(struct session *s)
             [FD_CONTROL] = {.fd = closing && !s->awaiting_close ? -1 : s->control_fd,
                             .events = POLLIN},
             [FD_REATTACH] = {.fd = closing ? -1 : s->reattach_fd, .events = POLLIN},
-            [FD_PROXY] = {.fd = s->lost_seen ? -1 : proxy_event_fd(s->proxy),
-                          .events = POLLIN},
+            [FD_PROXY] = {.fd = s->lost_seen ? -1 : proxy_event_fd(s->proxy), .events = POLLIN},
             [FD_INPUT] = {.fd = proxy_input_fd(s->proxy), .events = POLLIN},
             [FD_RELAY] = {.fd = s->relay_done_fd, .events = POLLIN},
             [FD_SIGNAL] = {.fd = s->signal_fd, .events = POLLIN},

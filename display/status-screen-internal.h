@@ -2,9 +2,9 @@
 /*
  * The proxy's status screen: centred text on a plain background, drawn straight into the
  * 32 bpp downstream framebuffer; and the notice banner, a full-width strip of the same
- * colours and font at the top of the VM's picture. The font is generated at build time (fontgen.c) from a
- * TrueType font into 8-bit coverage bitmaps, so text is anti-aliased and needs no files
- * at run time. Internal to display/ and its tests.
+ * colours and font at the top of the VM's picture. The font is generated at build time (fontgen.c)
+ * from a TrueType font into 8-bit coverage bitmaps, so text is anti-aliased and needs no files at
+ * run time. Internal to display/ and its tests.
  */
 #include <stddef.h>
 #include <stdint.h>

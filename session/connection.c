@@ -18,12 +18,9 @@ struct connection_registry {
 };
 
 static const char *const state_names[] = {
-    [CONNECTION_WAIT_AUTH] = "wait-auth",
-    [CONNECTION_CHECKING] = "checking",
-    [CONNECTION_AUTHENTICATED] = "authenticated",
-    [CONNECTION_WAIT_REATTACH] = "wait-reattach",
-    [CONNECTION_DESKTOP_READY] = "desktop-ready",
-    [CONNECTION_CLOSING] = "closing",
+    [CONNECTION_WAIT_AUTH] = "wait-auth",         [CONNECTION_CHECKING] = "checking",
+    [CONNECTION_AUTHENTICATED] = "authenticated", [CONNECTION_WAIT_REATTACH] = "wait-reattach",
+    [CONNECTION_DESKTOP_READY] = "desktop-ready", [CONNECTION_CLOSING] = "closing",
 };
 
 const char *connection_state_to_string(enum connection_state state)

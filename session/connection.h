@@ -50,9 +50,9 @@ struct connection {
     int pidfd;      /* re-attached processes are not our children: signalled through
                        this; -1 for our own */
     int control_fd; /* broker's end of the control socket, or -1 */
-    char address[CONNECTION_MAX_ADDRESS]; /* client address, numeric */
-    char user[CONNECTION_MAX_USER + 1];   /* set from CHECKING on; "" before */
-    char pool[CONNECTION_MAX_NAME + 1];   /* asked for with "user@pool"; "" = any */
+    char address[CONNECTION_MAX_ADDRESS];  /* client address, numeric */
+    char user[CONNECTION_MAX_USER + 1];    /* set from CHECKING on; "" before */
+    char pool[CONNECTION_MAX_NAME + 1];    /* asked for with "user@pool"; "" = any */
     char desktop[CONNECTION_MAX_NAME + 1]; /* from DESKTOP_READY on: the desktop in use */
     enum connection_state state;
     enum connection_role role;

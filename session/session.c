@@ -55,7 +55,7 @@ enum session_due session_due(struct session *s, uint64_t now, int *ret_seconds)
         if (s->policy.max_session_s && now >= max_deadline(s))
             return SESSION_DUE_LOGOFF; /* no grace past the limit */
         return now >= s->grace_from_ms + (uint64_t)s->policy.grace_s * 1000 ? SESSION_DUE_LOGOFF
-                                                                           : SESSION_DUE_NOTHING;
+                                                                            : SESSION_DUE_NOTHING;
     case SESSION_ACTIVE:
         break;
     }

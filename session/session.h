@@ -57,12 +57,12 @@ struct session {
 /* What is due for a session now, in the order the broker should act. */
 enum session_due {
     SESSION_DUE_NOTHING,
-    SESSION_DUE_IDLE_WARNING,   /* tell the user: disconnect in *ret_seconds */
-    SESSION_DUE_IDLE_CLEAR,     /* input came back after a warning: remove it */
-    SESSION_DUE_IDLE_TIMEOUT,   /* disconnect the user's connection */
-    SESSION_DUE_MAX_WARNING,    /* tell the user: session ends in *ret_seconds */
-    SESSION_DUE_MAX_TIMEOUT,    /* close every connection and log off now */
-    SESSION_DUE_LOGOFF,         /* the grace period is over */
+    SESSION_DUE_IDLE_WARNING, /* tell the user: disconnect in *ret_seconds */
+    SESSION_DUE_IDLE_CLEAR,   /* input came back after a warning: remove it */
+    SESSION_DUE_IDLE_TIMEOUT, /* disconnect the user's connection */
+    SESSION_DUE_MAX_WARNING,  /* tell the user: session ends in *ret_seconds */
+    SESSION_DUE_MAX_TIMEOUT,  /* close every connection and log off now */
+    SESSION_DUE_LOGOFF,       /* the grace period is over */
 };
 
 const char *session_state_to_string(enum session_state state);

@@ -2,11 +2,11 @@
  * The admin API (broker/api.c) over real HTTPS, with real components behind it: the
  * SQLite store on a temporary file, pools on libvirt's in-memory test driver
  * (test:///default), PAM through pam_wrapper (pam_matrix: vdiadmin / admin-pw and
- * plain / plain-pw), the audit log in a file, the throttle (auth/throttle.c), group membership through nss_wrapper (vdiadmin is in vdi-admins,
- * plain is not), and vdictl's own HTTPS client (http-client.h). Headers the client does
- * not return (WWW-Authenticate, Allow, Content-Type) and a chunked body are checked
- * with curl (skipped without it), TLS versions with gnutls-cli (from gnutls-bin, like
- * the certtool that makes the test PKI).
+ * plain / plain-pw), the audit log in a file, the throttle (auth/throttle.c), group membership
+ * through nss_wrapper (vdiadmin is in vdi-admins, plain is not), and vdictl's own HTTPS client
+ * (http-client.h). Headers the client does not return (WWW-Authenticate, Allow, Content-Type) and a
+ * chunked body are checked with curl (skipped without it), TLS versions with gnutls-cli (from
+ * gnutls-bin, like the certtool that makes the test PKI).
  *
  * The tests share one server and run in order: later ones use what earlier ones made.
  */
@@ -990,10 +990,10 @@ static void test_audit(void **state)
     o = expect(200, "GET", "/api/v1/audit?limit=1000", NULL);
     events = list(o, "events");
     static const char *const actions[] = {
-        "admin.template.add",    "admin.template.delete",    "admin.pool.add",
-        "admin.pool.update",     "admin.pool.delete",        "admin.desktop.assign",
-        "admin.desktop.stop",    "admin.desktop.start",      "admin.desktop.reset",
-        "admin.desktop.unassign", "admin.entitlement.add",   "admin.entitlement.delete",
+        "admin.template.add",       "admin.template.delete", "admin.pool.add",
+        "admin.pool.update",        "admin.pool.delete",     "admin.desktop.assign",
+        "admin.desktop.stop",       "admin.desktop.start",   "admin.desktop.reset",
+        "admin.desktop.unassign",   "admin.entitlement.add", "admin.entitlement.delete",
         "admin.session.disconnect", "admin.session.logoff",
     };
     for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {

@@ -446,7 +446,8 @@ static void test_enum_strings(void **state)
     assert_int_equal(store_entitlement_kind_from_string(NULL, &ek), -EINVAL);
     assert_string_equal(store_entitlement_kind_to_string(STORE_ENTITLE_USER), "user");
     assert_string_equal(store_desktop_state_to_string(STORE_DESKTOP_FAILED), "failed");
-    assert_null(store_desktop_state_to_string((enum store_desktop_state)(STORE_DESKTOP_FAILED + 1)));
+    assert_null(
+        store_desktop_state_to_string((enum store_desktop_state)(STORE_DESKTOP_FAILED + 1)));
     assert_string_equal(store_stop_action_to_string(STORE_STOP_NONE), "none");
     assert_string_equal(store_stop_action_to_string(STORE_STOP_RESTART), "restart");
     assert_string_equal(store_stop_action_to_string(STORE_STOP_RESET), "reset");
@@ -657,7 +658,7 @@ static void test_pools(void **state)
     BAD_POOL(max_session_s, -1);
     BAD_POOL(max_session_s, 2592001);
     BAD_POOL(stop_action, (enum store_stop_action)3);
-    BAD_POOL(stop_action, (enum store_stop_action)-1);
+    BAD_POOL(stop_action, (enum store_stop_action) - 1);
 #undef BAD_POOL
     bad = pool("Bad", "t1");
     assert_int_equal(store_pool_add(s, &bad), -EINVAL);
@@ -1034,7 +1035,7 @@ static void test_sessions(void **state)
     bad.kind = (enum store_session_kind)2;
     assert_int_equal(store_session_begin(s, &bad), -EINVAL);
     const char *bad_hashes[] = {
-        "abc",                                                               /* short */
+        "abc",                                                              /* short */
         "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef", /* upper case */
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg", /* not hex */
     };
@@ -1111,8 +1112,7 @@ static void test_sessions(void **state)
     shadow.kind = STORE_SESSION_SHADOW;
     struct store_session reattach = session(10, "bob", 700);
     reattach.session_id = 7;
-    strcpy(reattach.token_hash,
-           "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    strcpy(reattach.token_hash, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
     assert_int_equal(store_session_begin(s, &shadow), 0);
     assert_int_equal(store_session_begin(s, &reattach), 0);
     assert_int_equal(store_session_get(s, 9, &got), 0);
@@ -1367,8 +1367,8 @@ static void *race_run(void *userdata)
             race->wins[me->index]++;
         } else if (r != -EBUSY)
             atomic_fetch_add(&race->errors, 1);
-        struct store_session sess = {
-            .id = (uint64_t)(me->index * N_ROUNDS + round + 1), .started = round + 1};
+        struct store_session sess = {.id = (uint64_t)(me->index * N_ROUNDS + round + 1),
+                                     .started = round + 1};
         sess.session_id = sess.id;
         snprintf(sess.user, sizeof(sess.user), "%s", user);
         strcpy(sess.desktop, "vdi-p1-0001");

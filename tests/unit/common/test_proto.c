@@ -347,10 +347,10 @@ static void test_bad_tokens_refused(void **state)
     /* The encoder refuses what the decoder would. */
     static const char *const bad[] = {
         "",
-        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",   /* 63 */
-        "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",  /* upper case */
-        "0123456789abcdeg0123456789abcdef0123456789abcdef0123456789abcdef",  /* 'g' */
-        "0123456789abcdef0123456789abcdef 123456789abcdef0123456789abcdef",  /* space */
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",  /* 63 */
+        "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef", /* upper case */
+        "0123456789abcdeg0123456789abcdef0123456789abcdef0123456789abcdef", /* 'g' */
+        "0123456789abcdef0123456789abcdef 123456789abcdef0123456789abcdef", /* space */
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         proto_message_init(&m, PROTO_REATTACH);

@@ -86,8 +86,8 @@ static bool client_message(struct proxy *p)
     case 6: { /* ClientCutText */
         if (fd_read_full(p->fd, buf, 7, deadline) < 0)
             return false;
-        uint32_t len = (uint32_t)buf[3] << 24 | (uint32_t)buf[4] << 16 | (uint32_t)buf[5] << 8 |
-                       buf[6];
+        uint32_t len =
+            (uint32_t)buf[3] << 24 | (uint32_t)buf[4] << 16 | (uint32_t)buf[5] << 8 | buf[6];
         for (; len > 0; len--)
             if (fd_read_full(p->fd, buf, 1, deadline) < 0)
                 return false;

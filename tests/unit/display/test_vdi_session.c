@@ -529,8 +529,8 @@ static void *fake_vm_main(void *userdata)
     uint64_t deadline = now_ms() + 60000;
     uint8_t buf[256], sec[2] = {1, 1}, choice, shared, ok[4] = {0};
     static const uint8_t server_init[24 + 4] = {
-        320 >> 8, 320 & 0xff, 0, 200, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 0, 8, 16,
-        0,        0,          0, 0,   0,  0,  4, 'f', 'a', 'k', 'e'};
+        320 >> 8, 320 & 0xff, 0,  200, 32, 24, 0, 1, 0, 255, 0,   255, 0,   255,
+        0,        8,          16, 0,   0,  0,  0, 0, 0, 4,   'f', 'a', 'k', 'e'};
     if (fd_write_full(f->fd, "RFB 003.008\n", 12, deadline) < 0 ||
         fd_read_full(f->fd, buf, 12, deadline) < 0 ||
         fd_write_full(f->fd, sec, sizeof(sec), deadline) < 0 ||
@@ -764,9 +764,9 @@ static int reattach_listen(void)
     memcpy(sa.sun_path + 1, reattach_name, len);
     int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     assert_true(l >= 0);
-    assert_int_equal(
-        bind(l, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)),
-        0);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)),
+                     0);
     assert_int_equal(listen(l, 4), 0);
     return l;
 }
@@ -783,16 +783,16 @@ static int reattach_accept(int l, int timeout_ms)
 
 /* Logs in with re-attach configured, attaches, then "restarts the broker": closes the
  * control socket. Returns the listener. */
-static int desktop_then_broker_gone(struct session *s, struct vnc *v, struct fake_vm *f,
-                                    uid_t uid, bool listen_first)
+static int desktop_then_broker_gone(struct session *s, struct vnc *v, struct fake_vm *f, uid_t uid,
+                                    bool listen_first)
 {
     snprintf(broker_uid, sizeof(broker_uid), "%u", (unsigned)uid);
     int l = listen_first ? reattach_listen() : -1;
     if (!listen_first)
         snprintf(reattach_name, sizeof(reattach_name), "vdi-test-nobody-%d", (int)getpid());
-    const char *const extra[] = {"--broker-socket",      reattach_name,    "--broker-uid",
-                                 broker_uid,             "--reattach-timeout-s", reattach_timeout,
-                                 NULL};
+    const char *const extra[] = {
+        "--broker-socket", reattach_name, "--broker-uid", broker_uid, "--reattach-timeout-s",
+        reattach_timeout,  NULL};
     desktop_ready(s, v, f, 0, extra);
     wait_for_log("Desktop attached", 5000);
     s->broker = safe_close(s->broker);

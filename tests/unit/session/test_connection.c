@@ -126,7 +126,8 @@ static void test_reattach_states(void **state)
     (void)state;
     struct connection_registry *r = NULL;
     struct connection *c;
-    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC), pidfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC),
+        pidfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     assert_int_equal(connection_registry_new(&r), 0);
     assert_int_equal(connection_registry_add(r, 77, pidfd, fd, "127.0.0.1", 0, &c), 0);
@@ -192,12 +193,9 @@ static void test_user(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_add_find_remove),
-        cmocka_unit_test(test_add_rejects_bad_input),
-        cmocka_unit_test(test_many_and_counts),
-        cmocka_unit_test(test_state_machine),
-        cmocka_unit_test(test_reattach_states),
-        cmocka_unit_test(test_user),
+        cmocka_unit_test(test_add_find_remove), cmocka_unit_test(test_add_rejects_bad_input),
+        cmocka_unit_test(test_many_and_counts), cmocka_unit_test(test_state_machine),
+        cmocka_unit_test(test_reattach_states), cmocka_unit_test(test_user),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

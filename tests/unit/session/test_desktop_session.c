@@ -23,8 +23,8 @@ static struct session *add(struct session_table *t, uint64_t id, const char *use
 
 static struct connection conn(uint64_t id, uint64_t last_input)
 {
-    return (struct connection){.id = id, .last_input_ms = last_input, .bytes_to_client = 100,
-                               .bytes_from_client = 10};
+    return (struct connection){
+        .id = id, .last_input_ms = last_input, .bytes_to_client = 100, .bytes_from_client = 10};
 }
 
 static enum session_due due(struct session *s, uint64_t now, int *seconds)
