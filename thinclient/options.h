@@ -1,21 +1,37 @@
 #pragma once
 /*
- * vdi-client's command line: one table (options.c) gives getopt_long's list and --help,
- * including the exit codes.
+ * vdi-client's settings: built-in defaults, then the config files (/etc/vdi/client.conf,
+ * then ~/.config/vdi/client.conf; or only the file given with --config), then the
+ * command line. One table (options.c) gives the config keys, getopt_long's list, --help
+ * (with the exit codes) and --print-config.
  */
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "log.h"
 
+#define CLIENT_SYSTEM_CONFIG "/etc/vdi/client.conf"
+#define CLIENT_RECONNECT_MAX_S_DEFAULT 30
+
 struct client_options {
-    char *host;          /* without brackets */
-    int port;            /* 1..65535 */
-    char *user;          /* NULL: ask on the terminal */
-    char *password_file; /* NULL: $VDI_PASSWORD, else ask on the terminal */
-    char *ca_file;       /* trust: CA bundle (PEM) the server certificate must chain to */
-    char *fingerprint;   /* trust: SHA-256 pin, "AB:CD:..." as given (parsed by the caller) */
+    /* Where: NULL host when neither the command line nor a config file names a broker
+     * (the login screen asks). broker is the text as given ("HOST", "HOST:PORT",
+     * "[v6]:PORT"), host/port its parsed form. */
+    char *broker;
+    char *host; /* without brackets */
+    int port;   /* 1..65535 */
+    char *user; /* NULL: ask (login screen, or the terminal with --headless) */
+    char *pool; /* NULL: the remembered one, else the chooser when there are several */
+    char *password_file; /* --headless / automatic login: first line of the file */
+    /* Trust: a CA bundle, a pinned fingerprint, or (neither) trust on first use with the
+     * known_brokers file (known-brokers.h). */
+    char *ca_file;
+    char *fingerprint; /* "AB:CD:..." as given (parsed by the caller) */
+    char *known_brokers; /* NULL: known_brokers_default_path() */
     bool fullscreen;
+    bool kiosk; /* full screen, no way out, back to the login screen after a session */
+    char *font; /* NULL: UI_DEFAULT_FONT */
+    int reconnect_max_s; /* the longest wait between reconnection attempts */
     bool headless;    /* no window (with --screenshot, for tests) */
     char *screenshot; /* write the first complete frame here (PPM) and exit 0 */
     int screenshot_delay_ms;
@@ -24,9 +40,9 @@ struct client_options {
     enum log_level log_level;
 };
 
-/* Parses argv into o (call client_options_done() in every case). Returns 0 to go on, 1
- * when --help or --version was printed (exit 0), or -EINVAL after printing a usage error
- * to stderr (exit 2). */
+/* Parses config files and argv into o (call client_options_done() in every case).
+ * Returns 0 to go on, 1 when --help, --version or --print-config was printed (exit 0),
+ * or -EINVAL after printing a usage or config error to stderr (exit 2). */
 int client_options_parse(int argc, char **argv, struct client_options *o);
 void client_options_done(struct client_options *o);
 void client_options_help(FILE *f);

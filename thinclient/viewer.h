@@ -1,34 +1,49 @@
 #pragma once
 /*
- * The SDL2 window: shows the remote framebuffer scaled to the window (aspect kept,
- * letterboxed), follows desktop size changes, and turns keyboard and mouse events into RFB
- * input (input.h) for the vnc thread. Runs on the main thread (SDL's rule). The window
- * opens when the first framebuffer arrives, so a failed session start shows no window.
+ * The desktop in the ui.h window: shows the remote framebuffer scaled to the window
+ * (aspect kept, letterboxed; so a desktop larger than the screen is scaled down), follows
+ * desktop size changes, turns keyboard and mouse events into RFB input (input.h) for the
+ * vnc thread, and keeps the clipboard in step both ways. Main thread only, except
+ * viewer_notify().
+ *
+ * A viewer outlives one connection: after the session ends, the last frame stays, so
+ * the app can draw "Reconnecting..." over it (viewer_set_overlay + viewer_render) and
+ * run the next connection's vnc in the same viewer.
+ *
+ * Keys the viewer keeps for itself (documented in --help): Ctrl+Alt+Enter toggles full
+ * screen (not in kiosk mode). Everything else goes to the desktop.
  */
 #include <stdbool.h>
 
+struct ui;
 struct vnc;
 struct viewer;
 
-struct viewer_options {
-    const char *title;
-    bool fullscreen;
-};
-
 enum viewer_result {
-    VIEWER_USER_QUIT = 0, /* window closed, SIGINT/SIGTERM */
+    VIEWER_USER_QUIT = 0, /* window closed, SIGINT/SIGTERM (kiosk: SIGINT/SIGTERM only) */
     VIEWER_SESSION_ENDED, /* the vnc thread ended (see vnc_stop()) */
 };
 
-/* Initialises SDL video. Returns 0 or -EIO (no display; SDL's message is logged). */
-int viewer_new(const struct viewer_options *o, struct viewer **ret);
+/* The ui must outlive the viewer. Returns 0 or -ENOMEM. */
+int viewer_new(struct ui *ui, struct viewer **ret);
 
 /* Wakes the viewer: the frame changed or the session ended. Thread-safe; pass as
  * vnc_params.on_frame with the viewer as userdata. */
 void viewer_notify(void *viewer);
 
-/* The event loop, until the user quits or the session ends. Returns an enum
- * viewer_result, or -errno (rendering failed). */
+/* vnc_params.on_clipboard (thread-safe): text the server put on its clipboard. */
+void viewer_clipboard_from_server(void *viewer, const char *utf8);
+
+/* The event loop with vnc, until the user quits or the session ends. Returns an enum
+ * viewer_result, or -errno (rendering failed). Events of other ui_post() codes than the
+ * viewer's are left for the caller: it returns VIEWER_SESSION_ENDED only once vnc ended. */
 int viewer_run(struct viewer *w, struct vnc *vnc);
+
+/* Text drawn over the desktop (screen_draw_overlay), NULL for none. */
+void viewer_set_overlay(struct viewer *w, const char *text);
+/* Draws the last frame (black when none yet) and the overlay, and presents. */
+void viewer_render(struct viewer *w);
+/* True once a frame has been shown. */
+bool viewer_has_frame(const struct viewer *w);
 
 void viewer_free(struct viewer *w);
