@@ -21,7 +21,10 @@ struct client_connect_params {
     const char *host;
     int port;
     const char *ca_file;       /* NULL or a PEM file */
-    const uint8_t *pin_sha256; /* NULL or TLS_SHA256_SIZE bytes */
+    /* NULL or TLS_SHA256_SIZE bytes. All zero (no certificate has that digest) trusts
+     * nothing: the handshake fails with -EPERM after learning the server's fingerprint,
+     * before any credentials are sent; that is how trust on first use asks first. */
+    const uint8_t *pin_sha256;
     const char *user;
     const char *password;
 };

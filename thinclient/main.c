@@ -2,7 +2,9 @@
  * vdi-client: connects to a vdi server, authenticates (VeNCrypt X509Plain, our own code on
  * GnuTLS), then shows the desktop through libvncclient and SDL2.
  *
- *   main thread   options, credentials, connect + handshake, then the SDL event loop
+ *   main thread   options; the window (app.c): login, chooser, trust, desktop; or, with
+ *                 --headless, terminal prompts and one connection (tests, scripts)
+ *   vdi-connect   connect + handshake behind the login screen (connect-job.h)
  *   vdi-relay     local RFB handshake toward libvncclient, then TLS <-> socketpair pump
  *   vdi-vnc       libvncclient: decoding, and the only writer of client messages
  */
@@ -17,18 +19,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "connect.h"
-#include "handoff.h"
+#include "desktop.h"
+#include "known-brokers.h"
 #include "log.h"
 #include "options.h"
 #include "prompt.h"
 #include "proto.h"
-#include "relay.h"
 #include "tls.h"
 #include "tty.h"
 #include "util.h"
-#include "viewer.h"
-#include "vnc.h"
 
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
@@ -157,185 +158,88 @@ static int report_connect_failure(int r, const struct handshake_status *st,
     return code;
 }
 
-/* Waits (no window) until the session ends or SIGINT/SIGTERM/SIGHUP. Returns true on a
- * signal. */
-static bool wait_headless(struct vnc *vnc, int sig_fd)
+/* --headless: the session until the screenshot is written or a signal arrives. */
+static int run_headless_session(const struct client_options *o, struct tls_conn *tls)
 {
-    struct pollfd p[2] = {
-        {.fd = vnc_end_fd(vnc), .events = POLLIN},
-        {.fd = sig_fd, .events = POLLIN},
-    };
-    for (;;) {
-        int n = poll(p, sig_fd >= 0 ? 2 : 1, -1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 || p[0].revents)
-            return false;
-        if (p[1].revents)
-            return true;
-    }
-}
+    /* Before any thread starts, so that they all inherit the mask. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    _cleanup_(closep) int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
 
-static int run_session(const struct client_options *o, struct tls_conn *tls, const char *user)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        tls_conn_free(tls);
-        say("cannot create a socket pair: %m");
-        return CLIENT_EXIT_INTERNAL;
-    }
-
-    int sig_fd = -1;
-    if (o->headless) {
-        /* Before any thread starts, so that they all inherit the mask. */
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGHUP);
-        pthread_sigmask(SIG_BLOCK, &mask, NULL);
-        sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-    }
-
-    int32_t encodings[HANDOFF_DEFAULT_ENCODINGS];
-    size_t n = handoff_default_encodings(encodings, o->quality, o->compress);
-    struct relay *relay = NULL;
-    int r = relay_start(tls, sv[0], encodings, n, &relay);
-    if (r < 0) {
-        safe_close(sv[1]);
-        safe_close(sig_fd);
-        say("cannot start the relay thread: %s", strerror(-r));
-        return CLIENT_EXIT_INTERNAL;
-    }
-
-    struct viewer *viewer = NULL;
-    if (!o->headless) {
-        char title[512];
-        snprintf(title, sizeof(title), "%s@%s - vdi", user, o->host);
-        struct viewer_options vo = {.title = title, .fullscreen = o->fullscreen};
-        r = viewer_new(&vo, &viewer);
-        if (r < 0) {
-            safe_close(sv[1]);
-            relay_free(relay);
-            say("cannot open a window (is DISPLAY set?)");
-            return CLIENT_EXIT_INTERNAL;
-        }
-    }
-
-    struct vnc_params vp = {
-        .fd = sv[1],
+    struct desktop_params p = {
         .quality = o->quality,
         .compress = o->compress,
         .screenshot_path = o->screenshot,
         .screenshot_delay_ms = o->screenshot_delay_ms,
-        .on_frame = viewer ? viewer_notify : NULL,
-        .userdata = viewer,
+        .signal_fd = sig_fd,
     };
-    struct vnc *vnc = NULL;
-    r = vnc_start(&vp, &vnc);
-    if (r < 0) {
-        viewer_free(viewer);
-        relay_free(relay);
-        safe_close(sig_fd);
-        say("cannot start the vnc thread: %s", strerror(-r));
+    char message[512];
+    switch (desktop_run(tls, &p, message, sizeof(message))) {
+    case DESKTOP_END_USER_QUIT:
+        log_info("disconnected by the user");
+        return CLIENT_EXIT_OK;
+    case DESKTOP_END_SCREENSHOT:
+        return CLIENT_EXIT_OK;
+    case DESKTOP_END_CLOSED:
+    case DESKTOP_END_DROPPED:
+        say("%s", message);
+        return CLIENT_EXIT_LOST;
+    case DESKTOP_END_PROTOCOL:
+        say("%s", message);
+        return CLIENT_EXIT_PROTOCOL;
+    default:
+        say("%s", message);
         return CLIENT_EXIT_INTERNAL;
     }
-
-    bool user_quit;
-    int code;
-    if (viewer) {
-        r = viewer_run(viewer, vnc);
-        user_quit = r == VIEWER_USER_QUIT;
-        if (r < 0) {
-            say("display failure: %s", strerror(-r));
-            user_quit = true; /* not the server's fault */
-        }
-    } else {
-        user_quit = wait_headless(vnc, sig_fd);
-    }
-
-    bool relay_ended_first = relay_finished(relay);
-    int handoff_error = 0, relay_error = 0;
-    relay_stop(relay, &handoff_error, &relay_error);
-    char detail[256];
-    enum vnc_end end = vnc_stop(vnc, detail, sizeof(detail));
-
-    if (r < 0) {
-        code = CLIENT_EXIT_INTERNAL;
-    } else if (user_quit) {
-        log_info("disconnected by the user");
-        code = CLIENT_EXIT_OK;
-    } else if (end == VNC_END_SCREENSHOT) {
-        code = CLIENT_EXIT_OK;
-    } else if (end == VNC_END_INCOMPLETE) {
-        say("protocol error: the server never sent the whole framebuffer (the screenshot "
-            "holds what arrived)");
-        code = CLIENT_EXIT_PROTOCOL;
-    } else if (end == VNC_END_ERROR) {
-        code = CLIENT_EXIT_INTERNAL;
-    } else if (handoff_error == -EPROTO) {
-        say("protocol error during the session start (see --log-level debug)");
-        code = CLIENT_EXIT_PROTOCOL;
-    } else if (handoff_error < 0) {
-        say("connection lost during the session start: %s", strerror(-handoff_error));
-        code = CLIENT_EXIT_LOST;
-    } else if (relay_ended_first) {
-        if (relay_error < 0)
-            say("connection lost: %s", strerror(-relay_error));
-        else
-            say("connection lost: the server closed the connection");
-        code = CLIENT_EXIT_LOST;
-    } else {
-        say("protocol error: the server sent data the viewer cannot handle%s%s%s",
-            detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
-        code = CLIENT_EXIT_PROTOCOL;
-    }
-
-    vnc_free(vnc);
-    relay_free(relay);
-    viewer_free(viewer);
-    safe_close(sig_fd);
-    return code;
 }
 
-int main(int argc, char **argv)
+/* The pin for --headless: --fingerprint, else the one accepted earlier on the trust
+ * screen (known_brokers). NULL (with a message) when there is neither and no CA file. */
+static const uint8_t *headless_pin(const struct client_options *o, uint8_t pin[TLS_SHA256_SIZE])
 {
-    struct client_options o;
+    if (o->fingerprint)
+        return pin; /* parsed in main() */
+    if (o->ca_file)
+        return NULL;
+    _cleanup_(freep) char *path = NULL;
+    if (o->known_brokers)
+        path = strdup(o->known_brokers);
+    else
+        (void)known_brokers_default_path(&path);
+    if (path && known_brokers_lookup(path, o->host, o->port, pin) > 0)
+        return pin;
+    return NULL;
+}
+
+/* --headless: terminal prompts, one connection, no window (tests, scripts). */
+static int run_headless(const struct client_options *o)
+{
     _cleanup_(freep) char *user = NULL;
     _cleanup_(secret_freep) char *password = NULL;
     uint8_t pin[TLS_SHA256_SIZE];
-    int r, code;
 
-    log_set_ident("vdi-client");
-    signal(SIGPIPE, SIG_IGN);
-
-    r = client_options_parse(argc, argv, &o);
-    if (r != 0) {
-        client_options_done(&o);
-        return r > 0 ? CLIENT_EXIT_OK : r == -ENOMEM ? CLIENT_EXIT_INTERNAL : CLIENT_EXIT_USAGE;
-    }
-    log_set_level(o.log_level);
-
-    if (o.fingerprint && tls_fingerprint_parse(o.fingerprint, pin) < 0) {
+    if (o->fingerprint && tls_fingerprint_parse(o->fingerprint, pin) < 0) {
         say("--fingerprint: expected a SHA-256 fingerprint (64 hex digits, colons optional)");
-        code = CLIENT_EXIT_USAGE;
-        goto out;
+        return CLIENT_EXIT_USAGE;
     }
-    if (o.ca_file && access(o.ca_file, R_OK) < 0) {
-        say("--ca-file %s: %m", o.ca_file);
-        code = CLIENT_EXIT_USAGE;
-        goto out;
+    const uint8_t *pin_ptr = headless_pin(o, pin);
+    if (!o->ca_file && !pin_ptr) {
+        say("refusing to connect without a way to check the server: give --ca-file FILE or "
+            "--fingerprint SHA256, or accept the server once in the window");
+        return CLIENT_EXIT_USAGE;
     }
-    if (get_user(&o, &user) < 0 || get_password(&o, user, &password) < 0) {
-        code = CLIENT_EXIT_USAGE;
-        goto out;
-    }
+    if (get_user(o, &user) < 0 || get_password(o, user, &password) < 0)
+        return CLIENT_EXIT_USAGE;
 
     struct client_connect_params p = {
-        .host = o.host,
-        .port = o.port,
-        .ca_file = o.ca_file,
-        .pin_sha256 = o.fingerprint ? pin : NULL,
+        .host = o->host,
+        .port = o->port,
+        .ca_file = o->ca_file,
+        .pin_sha256 = pin_ptr,
         .user = user,
         .password = password,
     };
@@ -343,17 +247,42 @@ int main(int argc, char **argv)
     struct tls_conn *tls = NULL;
     uint8_t peer_sha[TLS_SHA256_SIZE];
     bool have_peer_sha = false;
-    log_info("connecting host=%s port=%d user=%s", o.host, o.port, user);
-    r = client_connect(&p, &tls, &st, peer_sha, &have_peer_sha);
+    log_info("connecting host=%s port=%d user=%s", o->host, o->port, user);
+    int r = client_connect(&p, &tls, &st, peer_sha, &have_peer_sha);
     secret_free(TAKE_PTR(password));
-    if (r < 0) {
-        code = report_connect_failure(r, &st, &p, peer_sha, have_peer_sha);
-        goto out;
-    }
-    log_info("authenticated host=%s user=%s", o.host, user);
-    code = run_session(&o, tls, user);
+    if (r < 0)
+        return report_connect_failure(r, &st, &p, peer_sha, have_peer_sha);
+    log_info("authenticated host=%s user=%s", o->host, user);
+    return run_headless_session(o, tls);
+}
 
-out:
+int main(int argc, char **argv)
+{
+    struct client_options o;
+    int code;
+
+    log_set_ident("vdi-client");
+    signal(SIGPIPE, SIG_IGN);
+
+    int r = client_options_parse(argc, argv, &o);
+    if (r != 0) {
+        client_options_done(&o);
+        return r > 0 ? CLIENT_EXIT_OK : r == -ENOMEM ? CLIENT_EXIT_INTERNAL : CLIENT_EXIT_USAGE;
+    }
+    log_set_level(o.log_level);
+
+    uint8_t pin[TLS_SHA256_SIZE];
+    if (o.fingerprint && tls_fingerprint_parse(o.fingerprint, pin) < 0) {
+        say("--fingerprint: expected a SHA-256 fingerprint (64 hex digits, colons optional)");
+        code = CLIENT_EXIT_USAGE;
+    } else if (o.ca_file && access(o.ca_file, R_OK) < 0) {
+        say("--ca-file %s: %m", o.ca_file);
+        code = CLIENT_EXIT_USAGE;
+    } else if (o.headless) {
+        code = run_headless(&o);
+    } else {
+        code = app_run(&o);
+    }
     client_options_done(&o);
     return code;
 }

@@ -35,6 +35,8 @@ struct text_field {
 };
 
 enum login_field { LOGIN_BROKER, LOGIN_USER, LOGIN_PASSWORD, LOGIN_N_FIELDS };
+/* login_screen.focus values after the fields. */
+enum { LOGIN_FOCUS_CONNECT = LOGIN_N_FIELDS, LOGIN_FOCUS_QUIT };
 
 struct login_screen {
     struct text_field fields[LOGIN_N_FIELDS];
@@ -46,6 +48,10 @@ struct login_screen {
     bool message_is_error;
     /* Filled by login_screen_draw, for clicks. */
     SDL_Rect field_rect[LOGIN_N_FIELDS], connect_rect, quit_rect;
+    /* Ctrl+V in the server or user field: copies the clipboard's text into buf (size bytes
+     * incl. NUL), false when there is none. login_screen_draw sets SDL's when NULL (the
+     * event logic links no SDL); tests set their own. Never used for the password. */
+    bool (*read_clipboard)(char *buf, size_t size);
 };
 
 /* Empties the form; focus goes to the first empty editable field once fields are set

@@ -1,0 +1,47 @@
+#pragma once
+/*
+ * client_connect() (connect.h, blocking, with deadlines) in a worker thread, so the login
+ * screen stays responsive: the job copies everything it needs, and when it finishes it
+ * posts UI_EVENT_CONNECT_DONE with itself as data1. A job the app no longer wants
+ * (Escape, quit) is abandoned: it finishes on its own (within connect.h's deadlines) and
+ * is then freed by whoever receives its event, or never if the process exits first.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "handshake.h"
+#include "tls.h"
+
+struct ui;
+
+struct connect_request {
+    const char *host;
+    int port;
+    const char *ca_file;       /* NULL or a PEM file */
+    const uint8_t *pin_sha256; /* NULL or TLS_SHA256_SIZE bytes; all zero = learn only */
+    const char *login;         /* "user", "user@pool", "user@?" */
+    const char *password;
+};
+
+struct connect_job {
+    /* Results, valid once the UI_EVENT_CONNECT_DONE event arrived. */
+    int result; /* 0 or client_connect()'s -errno */
+    struct handshake_status status;
+    uint8_t peer_sha256[TLS_SHA256_SIZE];
+    bool have_peer_sha256;
+    struct tls_conn *tls; /* on success; taken with TAKE_PTR or freed with the job */
+    bool learn_only;      /* the request trusted nothing (first contact, TOFU) */
+
+    /* Private. */
+    struct ui *ui;
+    char *host, *ca_file, *login, *password;
+    int port;
+    bool use_pin;
+    uint8_t pin[TLS_SHA256_SIZE];
+};
+
+/* Copies req and starts the thread (detached). Returns 0 or -errno. */
+int connect_job_start(struct ui *ui, const struct connect_request *req, struct connect_job **ret);
+
+/* After its event: frees the job (and a TLS connection nobody took). */
+void connect_job_free(struct connect_job *j);
