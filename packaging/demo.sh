@@ -112,6 +112,9 @@ vdictl entitlement list --pool desktops | grep -qw demo ||
 vdictl pool list
 
 fp=$(certtool --fingerprint --hash sha256 --infile "$ca" | tr a-f A-F | sed "s/../&:/g; s/:\$//")
+# The server certificate's fingerprint is what vdi-client's first-use prompt shows.
+server_fp=$(certtool --fingerprint --hash sha256 --infile "$(dirname "$ca")/server-cert.pem" |
+    tr a-f A-F | sed "s/../&:/g; s/:\$//")
 
 cat <<EOF
 
@@ -125,8 +128,10 @@ cat <<EOF
                    --password-file $state/vdiadmin-password desktop list
                (admin API https://127.0.0.1:8443, API in broker/API.md)
 
- vdi-client:   $build/thinclient/vdi-client --ca-file $ca --user demo \\
-                   --password-file $pwfile $host:$port
+ vdi-client:   $build/thinclient/vdi-client $host:$port
+               (a login screen; the first time it shows the server's fingerprint,
+               SHA-256 $server_fp;
+               or skip that prompt with --ca-file $ca)
  TigerVNC:     vncviewer -SecurityTypes X509Plain -X509CA $ca $host::$port
                (user demo, the password above)
 
