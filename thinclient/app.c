@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pool-list.h"
 #include "prompt.h"
+#include "proto.h"
 #include "reasons.h"
 #include "screens.h"
 #include "tcp.h"
@@ -68,7 +69,9 @@ struct app {
     char user[SCREEN_FIELD_MAX + 1]; /* as typed: "alice" or "alice@eng" */
     char pool[POOL_LIST_NAME_MAX + 1]; /* chosen in the chooser this time, else "" */
     bool using_remembered_pool;
-    char login_name[PROTO_MAX_USERNAME + 1]; /* what was sent: user, user@pool, user@? */
+    /* What was sent: user, user@pool, user@? (longer than PROTO_MAX_USERNAME: the
+     * handshake refuses to send it). */
+    char login_name[SCREEN_FIELD_MAX + POOL_LIST_NAME_MAX + 2];
     char *password;
 
     /* Reconnecting. */
@@ -82,7 +85,7 @@ struct app {
 
 static void set_title(struct app *a, const char *suffix)
 {
-    char title[512];
+    char title[SCREEN_FIELD_MAX * 2 + 16];
     if (suffix)
         snprintf(title, sizeof(title), "%s - vdi", suffix);
     else
@@ -306,7 +309,7 @@ static void describe_failure(const struct app *a, const struct connect_job *j, c
     const struct handshake_status *st = &j->status;
     int code = handshake_exit_code(j->result, st->phase);
     if (j->result == -ECONNREFUSED && st->phase > HANDSHAKE_PHASE_CONNECT)
-        snprintf(msg, size, "The server refused the connection: %s",
+        snprintf(msg, size, "The server refused the connection: %.512s",
                  st->reason[0] ? st->reason : "no reason given");
     else if (code == CLIENT_EXIT_UNREACHABLE)
         snprintf(msg, size, "Cannot reach the server %s: %s", a->broker,
@@ -665,6 +668,7 @@ int app_run(const struct client_options *o)
 {
     struct app a = {0};
     int code = CLIENT_EXIT_OK;
+    _cleanup_(secret_freep) char *password = NULL;
     if (app_init(&a, o) < 0) {
         fprintf(stderr, "vdi-client: cannot open the window (is DISPLAY set? is the font "
                         "installed?); see the messages above\n");
@@ -673,7 +677,7 @@ int app_run(const struct client_options *o)
     }
 
     /* Everything given (tests, scripted desktops): connect at once. */
-    _cleanup_(secret_freep) char *password = o->user && o->broker ? automatic_password(o) : NULL;
+    password = o->user && o->broker ? automatic_password(o) : NULL;
     if (password) {
         login_screen_set_field(&a.login, LOGIN_PASSWORD, password);
         submit_login(&a);

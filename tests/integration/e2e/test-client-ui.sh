@@ -37,7 +37,7 @@ vdictl_admin template add office --os windows --disk "$VDI_IMAGE_DIR/disk.img" \
 DESK=vdi-desktops-0001
 serial=$STATE/console/$DESK.log
 FP=$(certtool --certificate-info --infile "$STATE/tls/server-cert.pem" 2>/dev/null |
-    awk '/SHA256 fingerprint/ { getline; gsub(/[ \t]/, ""); print toupper($0); exit }')
+    sed -n 's/^[[:space:]]*sha256:\([0-9a-f]\{64\}\)$/\1/p' | head -n1 | tr a-f A-F)
 [ ${#FP} -eq 64 ] || abort "broker fingerprint" "cannot read it from $STATE/tls/server-cert.pem"
 
 # The client reaches the broker through a TCP forwarder, so that a test can cut the line.
