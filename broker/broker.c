@@ -20,6 +20,8 @@
 #include "groups.h"
 #include "listener.h"
 #include "log.h"
+#include "pool-list.h"
+#include "reasons.h"
 #include "util.h"
 
 #define BROKER_MARGIN_MS 5000      /* on top of the session's own login deadline */
@@ -29,13 +31,10 @@
 #define BROKER_LOG_INTERVAL_MS 1000
 #define BROKER_INBOX_WAIT_MS 5000
 
-#define TEXT_AUTH_FAILED "Authentication failed"
 #define TEXT_BUSY "The server is busy checking other logins, please try again in a moment"
 #define TEXT_AUTH_TIMEOUT "Authentication took too long"
 #define TEXT_STARTING "Starting your desktop..."
 #define TEXT_DESKTOP_FAILED "Your desktop could not be started: "
-#define TEXT_THROTTLED "Too many failed logins; try again in %s"
-#define TEXT_LOCKED "Too many failed logins; logging in is locked for %s"
 #define TEXT_NOT_ADMIN "Only administrators may watch other sessions"
 #define TEXT_SHUTDOWN "The server is shutting down"
 #define TEXT_RESTARTING "The server is restarting; please log in again in a moment"
@@ -377,11 +376,43 @@ static void desktop_begin(struct loop *l, struct connection *c)
     }
 }
 
+/* "alice@?" and several pools (pool-list.h): the password was right and the answer is
+ * the pool list as the refusal reason. Neither a failure for the throttle (a right
+ * password clears the counts, as with any login) nor a login for vdi_logins_total (the
+ * USER@POOL login that follows is); audited as login.pools, not login.success: no session
+ * follows. */
+static void job_pool_list_done(struct loop *l, struct job *j, struct connection *c)
+{
+    struct pool_choice pools[POOL_LIST_MAX];
+    int n = pool_list_parse(j->user_text, pools); /* pools_choose() wrote it: well formed */
+
+    if (n < 0)
+        n = 0;
+    struct audit_field fields[] = {
+        AUDIT_STR("user", j->user),
+        AUDIT_STR("client", j->address),
+        AUDIT_STR("source", "vnc"),
+        AUDIT_NUM("listed", n),
+        AUDIT_STR("pools", j->user_text + strlen(POOL_LIST_TAG " ")),
+    };
+    throttle_success(l->ctx->throttle, j->address, j->user);
+    log_info("user %s listed %d pools client=%s session=%" PRIu64, j->user, n, j->address,
+             j->connection_id);
+    (void)audit_event_fields(l->ctx->audit, "login.pools", fields, ARRAY_SIZE(fields));
+    if (c)
+        conn_refuse(l, c, PROTO_AUTH_RESULT, j->user_text);
+}
+
 static void job_auth_done(struct loop *l, struct job *j, struct connection *c)
 {
     struct proto_message m;
     const char *source = j->shadow_target ? "shadow" : "vnc";
 
+    if (j->result == -EINVAL && !j->shadow_target && streq(j->pool, POOL_LIST_REQUEST) &&
+        reason_classify(j->user_text) == REASON_CLASS_POOL_LIST) {
+        job_pool_list_done(l, j, c);
+        return;
+    }
     pools_count_login(l->ctx->pools, j->result == 0);
     if (j->result < 0) {
         const char *reason = j->detail[0] ? j->detail : strerror(-j->result);
@@ -398,7 +429,8 @@ static void job_auth_done(struct loop *l, struct job *j, struct connection *c)
         (void)audit_event(l->ctx->audit, "login.failure", "user", j->user, "client", j->address,
                           "source", source, "reason", reason, NULL);
         if (c)
-            conn_refuse(l, c, PROTO_AUTH_RESULT, j->user_text[0] ? j->user_text : TEXT_AUTH_FAILED);
+            conn_refuse(l, c, PROTO_AUTH_RESULT,
+                        j->user_text[0] ? j->user_text : REASON_AUTH_FAILED);
         return;
     }
     throttle_success(l->ctx->throttle, j->address, j->user);
@@ -498,7 +530,8 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
     struct job *j;
     bool shadow = parse_shadow_login(m->username, user, &target);
 
-    /* "alice@eng" asks for pool eng: how a standard VNC client picks a pool. */
+    /* "alice@eng" asks for pool eng: how a standard VNC client picks a pool; "alice@?"
+     * (vdi-client) asks for the pool list when there are several (pool-list.h). */
     if ((shadow && !target) || (!shadow && pools_parse_login(m->username, user, pool) < 0)) {
         /* Never log the raw name: it may be a mistyped password or terminal junk. The
          * attempt still counts against the address. */
@@ -509,7 +542,7 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
                           "reason", "invalid user name", NULL);
         throttle_failure(l->ctx->throttle, c->address, "", now_ms());
         (void)connection_set_state(c, CONNECTION_CHECKING);
-        conn_refuse(l, c, PROTO_AUTH_RESULT, TEXT_AUTH_FAILED);
+        conn_refuse(l, c, PROTO_AUTH_RESULT, REASON_AUTH_FAILED);
         return;
     }
     if (connection_set_state(c, CONNECTION_CHECKING) < 0 || connection_set_user(c, user) < 0) {
@@ -534,7 +567,9 @@ static void on_auth_request(struct loop *l, struct connection *c, struct proto_m
         (void)audit_event(l->ctx->audit, locked ? "login.locked" : "login.throttled", "user",
                           c->user, "client", c->address, "by", t.by_account ? "account" : "address",
                           NULL);
-        snprintf(text, sizeof(text), locked ? TEXT_LOCKED : TEXT_THROTTLED, duration_text(secs).s);
+        snprintf(text, sizeof(text),
+                 locked ? REASON_LOCKED_PREFIX " %s" : REASON_THROTTLED_PREFIX " %s",
+                 duration_text(secs).s);
         conn_refuse(l, c, PROTO_AUTH_RESULT, text);
         return;
     }

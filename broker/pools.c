@@ -42,10 +42,12 @@
 #include "groups.h"
 #include "image.h"
 #include "log.h"
+#include "pool-list.h"
 #include "pools-internal.h"
+#include "proto.h"
+#include "reasons.h"
 #include "util.h"
 
-#define TEXT_NO_DESKTOP "No desktop is assigned to you; ask your IT administrator for access"
 #define TEXT_NO_CAPACITY                                                                           \
     "The server has no capacity to start your desktop right now; try again later"
 #define TEXT_INTERNAL "Your desktop could not be prepared (the server log has the details)"
@@ -557,7 +559,8 @@ int pools_parse_login(const char *login, char user[STORE_NAME_MAX + 1],
     pool[0] = '\0';
     if (!at)
         return 0;
-    if (strlen(at + 1) > STORE_NAME_MAX || !store_name_is_valid(at + 1))
+    if (!streq(at + 1, POOL_LIST_REQUEST) &&
+        (strlen(at + 1) > STORE_NAME_MAX || !store_name_is_valid(at + 1)))
         return -EINVAL;
     strcpy(pool, at + 1);
     return 0;
@@ -577,27 +580,82 @@ int pools_entitled(struct pools *p, const char *user, char (**ret)[STORE_NAME_MA
     return r;
 }
 
+/* "log in as alice@eng or alice@win10" in err, for several pools and none named. */
+static void choose_sentence(const char *user, char (*names)[STORE_NAME_MAX + 1], size_t n,
+                            struct pools_error *err)
+{
+    char text[256];
+    size_t len =
+        (size_t)snprintf(text, sizeof(text), "You can use several desktop pools; log in as");
+
+    for (size_t i = 0; i < n && len < sizeof(text); i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "%s %s@%s", i ? " or" : "", user,
+                                names[i]);
+    fail(err, text, "user %s is entitled to %zu pools and named none", user, n);
+}
+
+/* The pool list for "user@?" (pool-list.h) in err: the entitled pools (names[0..n)) with
+ * their template's OS. Returns how many it lists (0: none, err untouched), or a negative
+ * errno (err says it). A pool or template deleted meanwhile is left out. */
+static int choose_list(struct pools *p, const char *user, char (*names)[STORE_NAME_MAX + 1],
+                       size_t n, struct pools_error *err)
+{
+    _cleanup_(freep) struct pool_choice *choices = calloc(n, sizeof(*choices));
+    char text[PROTO_MAX_TEXT + 1]; /* a SecurityResult reason */
+    size_t n_choices = 0, fit;
+
+    if (!choices) {
+        fail(err, TEXT_INTERNAL, "user %s: cannot list pools: out of memory", user);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct store_pool pool;
+        struct store_template tmpl;
+        int r = store_pool_get(p->store, names[i], &pool);
+        if (r == 0)
+            r = store_template_get(p->store, pool.template_name, &tmpl);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0) {
+            fail(err, TEXT_INTERNAL, "user %s: cannot look up pool %s: %s", user, names[i],
+                 strerror(-r));
+            return r;
+        }
+        copy(choices[n_choices].name, sizeof(choices[n_choices].name), names[i]);
+        copy(choices[n_choices].os, sizeof(choices[n_choices].os), store_os_to_string(tmpl.os));
+        n_choices++;
+    }
+    fit = pool_list_format(choices, n_choices, text, sizeof(text));
+    if (fit > 0)
+        fail(err, text, "user %s is entitled to %zu pools and asked for the list (%zu listed)",
+             user, n, fit);
+    return (int)fit;
+}
+
 int pools_choose(struct pools *p, const char *user, const char *wanted,
                  char pool[STORE_NAME_MAX + 1], struct pools_error *err)
 {
     char(*names)[STORE_NAME_MAX + 1] = NULL;
     size_t n = 0;
+    bool list = streq(wanted, POOL_LIST_REQUEST);
     int r = pools_entitled(p, user, &names, &n);
 
     if (r < 0) {
         fail(err, TEXT_INTERNAL, "user %s: cannot look up entitlements: %s", user, strerror(-r));
         return r;
     }
+    if (list)
+        wanted = ""; /* "user@?": as no pool named, but several give the pool list */
     r = -ENOENT;
     if (n == 0)
-        fail(err, TEXT_NO_DESKTOP, "user %s has no entitlement", user);
+        fail(err, REASON_NO_DESKTOP, "user %s has no entitlement", user);
     else if (wanted[0]) {
         for (size_t i = 0; i < n && r < 0; i++)
             if (streq(names[i], wanted))
                 r = 0;
         if (r < 0) {
             char text[256];
-            snprintf(text, sizeof(text), "You are not entitled to desktop pool '%s'", wanted);
+            snprintf(text, sizeof(text), REASON_NOT_ENTITLED_PREFIX " '%s'", wanted);
             fail(err, text, "user %s is not entitled to pool %s", user, wanted);
             r = -EPERM;
         } else
@@ -606,15 +664,13 @@ int pools_choose(struct pools *p, const char *user, const char *wanted,
         copy(pool, STORE_NAME_MAX + 1, names[0]);
         r = 0;
     } else {
-        /* Several pools and none named: say how to pick one (user@pool). */
-        char text[256];
-        size_t len = (size_t)snprintf(text, sizeof(text),
-                                      "You can use several desktop pools; log in as");
-        for (size_t i = 0; i < n && len < sizeof(text); i++)
-            len += (size_t)snprintf(text + len, sizeof(text) - len, "%s %s@%s", i ? " or" : "",
-                                    user, names[i]);
-        fail(err, text, "user %s is entitled to %zu pools and named none", user, n);
-        r = -EINVAL;
+        /* Several pools and none named: the list for "user@?" (vdi-client's chooser), else
+         * (and should none fit the list) say how to pick one (user@pool). */
+        r = list ? choose_list(p, user, names, n, err) : 0;
+        if (r == 0)
+            choose_sentence(user, names, n, err);
+        if (r >= 0)
+            r = -EINVAL;
     }
     free(names);
     return r;

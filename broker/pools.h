@@ -88,8 +88,9 @@ void pools_desktop_stopped(struct pools *p, const char *desktop, enum virt_event
 
 /* ---- logins ---- */
 
-/* Splits a VNC login name "user@pool" into its parts (pool "" when there is no '@').
- * Returns 0 or -EINVAL when either part is not a valid name. */
+/* Splits a VNC login name "user@pool" into its parts (pool "" when there is no '@';
+ * POOL_LIST_REQUEST "?" for "user@?", common/pool-list.h). Returns 0 or -EINVAL when
+ * either part is not a valid name. ("admin@#ID" is the broker's own, parsed before.) */
 int pools_parse_login(const char *login, char user[STORE_NAME_MAX + 1],
                       char pool[STORE_NAME_MAX + 1]);
 
@@ -100,7 +101,10 @@ int pools_entitled(struct pools *p, const char *user, char (**ret)[STORE_NAME_MA
 
 /* The pool a login goes to: wanted (from "user@pool") if the user is entitled to it,
  * else the one pool the user is entitled to. -ENOENT no entitlement, -EPERM not entitled
- * to wanted, -EINVAL several pools and none named (err.text says how to name one).
+ * to wanted, -EINVAL several pools and none named (err.text says how to name one). wanted
+ * POOL_LIST_REQUEST ("user@?") is as "" except that several pools give, still as -EINVAL,
+ * the pool list as err.text (POOL_LIST_TAG first, common/pool-list.h): the pools with
+ * their template's OS, as many as fit a SecurityResult reason.
  * Called right after PAM, so that the client hears the reason in its SecurityResult. */
 int pools_choose(struct pools *p, const char *user, const char *wanted,
                  char ret[STORE_NAME_MAX + 1], struct pools_error *err);

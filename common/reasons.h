@@ -8,7 +8,7 @@
 #define REASON_AUTH_FAILED "Authentication failed"
 /* vdi-session's own refusal of a malformed user name, before the broker sees it. */
 #define REASON_AUTH_INVALID "Invalid username or password"
-/* Followed by " %s" (a duration such as "2 minutes"). */
+/* Both followed by " %s" (a duration such as "2 minutes"). */
 #define REASON_THROTTLED_PREFIX "Too many failed logins; try again in"
 #define REASON_LOCKED_PREFIX "Too many failed logins; logging in is locked for"
 #define REASON_NO_DESKTOP "No desktop is assigned to you; ask your IT administrator for access"
@@ -25,4 +25,8 @@ enum reason_class {
     REASON_CLASS_POOL_LIST,    /* pool-list.h: several pools, choose one */
 };
 
+/* Which of the reasons above reason is: REASON_AUTH_FAILED, REASON_AUTH_INVALID (both
+ * REASON_CLASS_AUTH_FAILED) and REASON_NO_DESKTOP match exactly; the others by their
+ * prefix followed by a space (pool-list.h's POOL_LIST_TAG too: whether the list itself is
+ * well formed is pool_list_parse()'s question). NULL or anything else: REASON_CLASS_OTHER. */
 enum reason_class reason_classify(const char *reason);

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "pool-list.h"
+
 int safe_close(int fd)
 {
     if (fd >= 0) {
@@ -124,4 +126,43 @@ bool username_is_valid(const char *name)
             return false;
     }
     return true;
+}
+
+bool pool_name_is_valid(const char *name)
+{
+    size_t len = strnlen(name, 33);
+    if (len == 0 || len > 32)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool login_is_valid(const char *login)
+{
+    const char *at = strchr(login, '@');
+    char user[33];
+    size_t n = at ? (size_t)(at - login) : strlen(login);
+
+    if (n == 0 || n >= sizeof(user))
+        return false;
+    memcpy(user, login, n);
+    user[n] = '\0';
+    if (!username_is_valid(user))
+        return false;
+    if (!at)
+        return true;
+    if (streq(at + 1, POOL_LIST_REQUEST))
+        return true;
+    if (at[1] == '#') {
+        char *end;
+        errno = 0;
+        unsigned long long id = strtoull(at + 2, &end, 10);
+        return at[2] >= '1' && at[2] <= '9' && errno == 0 && *end == '\0' && id > 0;
+    }
+    return pool_name_is_valid(at + 1);
 }

@@ -96,3 +96,13 @@ static inline bool startswith(const char *s, const char *prefix)
 /* A user name we accept anywhere (PAM, VM names, logs): 1..32 of [a-z A-Z 0-9 . _ -],
  * not starting with '-' or '.'. Everything else is refused before it reaches PAM or libvirt. */
 bool username_is_valid(const char *name);
+
+/* A pool (or template) name: 1..32 of [a-z 0-9 -], starting with a letter or digit (the
+ * broker's store_name_is_valid() rule). */
+bool pool_name_is_valid(const char *name);
+
+/* A VNC login name in one of the forms the broker accepts (broker/README.md): "USER",
+ * "USER@POOL", "USER@?" (pool-list.h) or "USER@#ID" (an admin watching session ID, 1..
+ * UINT64_MAX without leading zeros), with USER as username_is_valid() wants it. Such a
+ * login is safe to log as it is. */
+bool login_is_valid(const char *login);

@@ -18,6 +18,7 @@
 #include "net.h"
 #include "proto.h"
 #include "proxy.h"
+#include "reasons.h"
 #include "tls.h"
 #include "util.h"
 #include "vencrypt.h"
@@ -194,10 +195,10 @@ static int broker_send_credentials(struct session *s)
     if (r >= 0)
         r = proto_set_string(m.password, sizeof(m.password), password);
     if (r >= 0) {
-        /* Only a valid name reaches the logs: a raw one may be a mistyped password or
-         * forge key=value fields. The broker applies the same rule. */
-        (void)proto_set_string(s->user, sizeof(s->user),
-                               username_is_valid(user) ? user : "(invalid)");
+        /* Only a valid login (user, user@pool, user@?, admin@#ID) reaches the logs: a
+         * raw one may be a mistyped password or forge key=value fields. The broker
+         * applies the same rule. */
+        (void)proto_set_string(s->user, sizeof(s->user), login_is_valid(user) ? user : "(invalid)");
         r = proto_send(s->control_fd, &m);
     }
     proto_message_done(&m); /* wipes the password copy */
@@ -254,7 +255,7 @@ static int session_login(struct session *s, bool *logged_in)
             ret = r < 0 ? SESSION_EXIT_CLIENT : SESSION_EXIT_OK;
         } else {
             log_info("Login refused client=%s user=%s reason=\"%s\"", s->addr, s->user, m.text);
-            (void)client_verdict(s, false, m.text[0] ? m.text : "Authentication failed");
+            (void)client_verdict(s, false, m.text[0] ? m.text : REASON_AUTH_FAILED);
             ret = SESSION_EXIT_AUTH_FAILED;
         }
         break;

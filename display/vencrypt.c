@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "reasons.h"
 #include "util.h"
 
 #define RFB_VERSION_SIZE 12
@@ -224,7 +225,7 @@ static int finish_credentials(struct vencrypt *v)
 {
     const uint8_t *user = v->in, *pass = v->in + v->username_len;
     if (memchr(user, 0, v->username_len) || memchr(pass, 0, v->password_len)) {
-        out_security_failed(v, "Invalid username or password");
+        out_security_failed(v, REASON_AUTH_INVALID);
         return fail(v, "NUL byte inside username or password");
     }
     memcpy(v->username, user, v->username_len);
@@ -358,7 +359,7 @@ int vencrypt_verdict(struct vencrypt *v, bool ok, const char *reason)
         expect(v, STATE_DONE, 0);
         return VENCRYPT_EVENT_DONE;
     }
-    out_security_failed(v, reason && reason[0] ? reason : "Authentication failed");
+    out_security_failed(v, reason && reason[0] ? reason : REASON_AUTH_FAILED);
     return fail(v, "authentication refused");
 }
 

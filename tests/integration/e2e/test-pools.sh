@@ -10,6 +10,9 @@
 #   d) admission control: with memory_overcommit so low that one desktop fits, alice gets
 #      hers, bob is refused with the capacity message, the log says why, and
 #      vdi_admission_refused_total counts it (vdictl desktop start then exits 7)
+#   0) "alice@?" (vdi-client's desktop chooser) with two pools is refused with the pool
+#      list "VDI-POOLS/1 ded:linux flt:linux" as the reason (common/pool-list.h): audited
+#      as login.pools, no desktop made, and vdi-session logs the login as given
 source "$(dirname "$0")/lib.sh"
 e2e_begin pools
 # vdictl_as writes the password files; made private first, vdictl does not warn.
@@ -31,6 +34,22 @@ login() {
         --timeout 120 --wait-file "$(console_log "$desk"):vdi-demo: ready" --settle 1000 \
         "$@" >"$out"
 }
+
+# --- 0) "USER@?": the pool list for vdi-client's chooser -------------------------------
+out=$(client session "$H" --ca "$CA" --user 'alice@?' --password "$(password alice)" --timeout 30)
+rc=$?
+reason=$(sed -n 's/^reason: //p' <<<"$out")
+words=$(tr ' ' '\n' <<<"${reason#VDI-POOLS/1 }" | sort | tr '\n' ' ')
+check "0: alice@? (two pools) is refused (exit $rc, want 3)" test $rc -eq 3
+check "0: the reason is the pool list 'VDI-POOLS/1 ded:linux flt:linux' in some order ('$reason')" \
+    test "${reason%% *}" = VDI-POOLS/1 -a "$words" = "ded:linux flt:linux "
+check "0: the broker logged the list" grep -aq "user alice listed 2 pools " "$BROKER_LOG"
+check "0: vdi-session logged the login as given (user=alice@?, not (invalid))" \
+    grep -aqF 'Login refused client=127.0.0.1 user=alice@? reason="VDI-POOLS/1 ' "$BROKER_LOG"
+audit_has "login.pools of alice, 2 listed" \
+    '.event == "login.pools" and .user == "alice" and .listed == 2 and .source == "vnc"'
+check "0: no desktop was made for the list" \
+    bash -c "! grep -aq 'desktop provisioned' '$BROKER_LOG'"
 
 # --- a) dedicated + logoff shutdown: the disk is kept ----------------------------------
 D=vdi-ded-0001

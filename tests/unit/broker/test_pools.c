@@ -26,7 +26,10 @@
 
 #include <cmocka.h>
 
+#include "pool-list.h"
 #include "pools.h"
+#include "proto.h"
+#include "reasons.h"
 #include "util.h"
 
 #include "pools-fixture.h"
@@ -443,6 +446,17 @@ static void test_parse_login(void **state)
     assert_int_equal(pools_parse_login("-x@eng", user, pool), -EINVAL);
     assert_int_equal(pools_parse_login("al ice", user, pool), -EINVAL);
 
+    /* "user@?": the pool list (pool-list.h); nothing else after the '@' is special */
+    assert_int_equal(pools_parse_login("alice@?", user, pool), 0);
+    assert_string_equal(user, "alice");
+    assert_string_equal(pool, POOL_LIST_REQUEST);
+    assert_int_equal(pools_parse_login("alice@?x", user, pool), -EINVAL);
+    assert_int_equal(pools_parse_login("alice@??", user, pool), -EINVAL);
+    assert_int_equal(pools_parse_login("alice@x?", user, pool), -EINVAL);
+    assert_int_equal(pools_parse_login("alice@Eng", user, pool), -EINVAL);
+    assert_int_equal(pools_parse_login("@?", user, pool), -EINVAL);
+    assert_int_equal(pools_parse_login("alice@?@eng", user, pool), -EINVAL);
+
     /* 32 is the limit on both sides */
     memset(login, 'u', 32);
     strcpy(login + 32, "@");
@@ -552,6 +566,87 @@ static void test_choose_not_entitled(void **state)
     assert_int_equal(pools_choose(f->pools, "alice", "nosuch", pool, &err), -EPERM);
     assert_int_equal(claim(f, "alice", "p2", desktop, &err), -EPERM);
     assert_int_equal(n_rows(f, NULL), 0);
+}
+
+/* "alice@?" (vdi-client's chooser): the one pool as for "alice", several give the pool
+ * list as the reason, none the usual "no desktop". */
+static void test_choose_list(void **state)
+{
+    struct fx *f = *state;
+    struct pools_error err = {"", ""};
+    struct pool_choice got[POOL_LIST_MAX];
+    struct store_template win = {.name = "win", .os = STORE_OS_WINDOWS};
+    char pool[STORE_NAME_MAX + 1], desktop[STORE_DESKTOP_MAX + 1];
+
+    /* none */
+    assert_int_equal(pools_choose(f->pools, "alice", POOL_LIST_REQUEST, pool, &err), -ENOENT);
+    assert_string_equal(err.text, REASON_NO_DESKTOP);
+    assert_int_equal(reason_classify(err.text), REASON_CLASS_NO_DESKTOP);
+
+    /* one: that pool */
+    add_pool_for(f, "p1", STORE_POOL_DEDICATED, STORE_LOGOFF_KEEP, 5, "alice");
+    assert_ok(pools_choose(f->pools, "alice", POOL_LIST_REQUEST, pool, &err), err);
+    assert_string_equal(pool, "p1");
+    claim_ok(f, "alice", POOL_LIST_REQUEST, desktop);
+    assert_string_equal(row(f, desktop).pool, "p1");
+
+    /* two (one through the group eng), of a Linux and a Windows template: the list */
+    snprintf(win.disk, sizeof(win.disk), "%s", f->env.base);
+    assert_ok(pools_template_add(f->pools, &win, &err), err);
+    struct store_pool w = pool_spec("win10", STORE_POOL_FLOATING, STORE_LOGOFF_RESET, 5, 0);
+    snprintf(w.template_name, sizeof(w.template_name), "win");
+    add_pool_spec(f, &w);
+    entitle(f, "win10", STORE_ENTITLE_GROUP, "eng");
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(pools_choose(f->pools, "alice", POOL_LIST_REQUEST, pool, &err), -EINVAL);
+    assert_int_equal(reason_classify(err.text), REASON_CLASS_POOL_LIST);
+    assert_int_equal(pool_list_parse(err.text, got), 2);
+    assert_true(strlen(err.text) <= PROTO_MAX_TEXT);
+    /* in the order pools_entitled() gives them */
+    bool p1_first = streq(got[0].name, "p1");
+    struct pool_choice *p1 = &got[p1_first ? 0 : 1], *w10 = &got[p1_first ? 1 : 0];
+    assert_string_equal(p1->name, "p1");
+    assert_string_equal(p1->os, "linux");
+    assert_string_equal(w10->name, "win10");
+    assert_string_equal(w10->os, "windows");
+    assert_contains(err.log, "alice");
+    /* no desktop for a list */
+    assert_int_equal(claim(f, "alice", POOL_LIST_REQUEST, desktop, &err), -EINVAL);
+    assert_int_equal(n_rows(f, "win10"), 0);
+
+    /* plain "alice" keeps the sentence, "alice@win10" gets that pool */
+    assert_int_equal(pools_choose(f->pools, "alice", "", pool, &err), -EINVAL);
+    assert_int_equal(reason_classify(err.text), REASON_CLASS_OTHER);
+    assert_contains(err.text, "alice@win10");
+    assert_ok(pools_choose(f->pools, "alice", "win10", pool, &err), err);
+    assert_string_equal(pool, "win10");
+    /* bob (group eng only): one pool */
+    assert_ok(pools_choose(f->pools, "bob", POOL_LIST_REQUEST, pool, &err), err);
+    assert_string_equal(pool, "win10");
+}
+
+/* As many pools as fit the 255 bytes of a reason are listed, in order, and the list
+ * still parses. */
+static void test_choose_list_long(void **state)
+{
+    struct fx *f = *state;
+    struct pools_error err = {"", ""};
+    struct pool_choice got[POOL_LIST_MAX];
+    char pool[STORE_NAME_MAX + 1], name[STORE_NAME_MAX + 1];
+
+    for (int i = 0; i < 8; i++) {
+        snprintf(name, sizeof(name), "pool-%d-%025d", i, 0); /* 32 characters */
+        assert_int_equal(strlen(name), STORE_NAME_MAX);
+        add_pool_for(f, name, STORE_POOL_DEDICATED, STORE_LOGOFF_KEEP, 5, "carol");
+    }
+    assert_int_equal(pools_choose(f->pools, "carol", POOL_LIST_REQUEST, pool, &err), -EINVAL);
+    assert_true(strlen(err.text) <= PROTO_MAX_TEXT);
+    /* "VDI-POOLS/1" + 6 * " <32>:linux" = 11 + 6 * 39 = 245; a 7th would not fit */
+    assert_int_equal(pool_list_parse(err.text, got), 6);
+    assert_int_equal(strlen(err.text), 245);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(got[i].os, "linux");
+    assert_contains(err.log, "8 pools");
 }
 
 /* ---- administration: validation ---- */
@@ -1628,6 +1723,8 @@ int main(void)
         fx_test(test_choose_group),
         fx_test(test_choose_several),
         fx_test(test_choose_not_entitled),
+        fx_test(test_choose_list),
+        fx_test(test_choose_list_long),
         fx_test(test_template_validation),
         fx_test(test_template_delete),
         fx_test(test_pool_validation),
