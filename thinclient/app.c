@@ -515,12 +515,15 @@ static void draw(struct app *a)
     switch (a->screen) {
     case APP_LOGIN:
         login_screen_draw(a->ui, &a->login);
+        ui_present(a->ui);
         break;
     case APP_CHOOSER:
         chooser_screen_draw(a->ui, &a->chooser);
+        ui_present(a->ui);
         break;
     case APP_TRUST:
         trust_screen_draw(a->ui, &a->trust);
+        ui_present(a->ui);
         break;
     case APP_ENDED:
         viewer_set_overlay(a->viewer, a->o->kiosk ? "The session has ended."

@@ -4,7 +4,8 @@
  * the desktop chooser, the trust prompt (first use) and warning (changed certificate), a
  * message screen, and the overlay drawn over a desktop ("Reconnecting..."). Each screen is
  * a struct the app fills, a draw function, and an event function that edits the struct
- * and says what the user asked for. Main thread only.
+ * and says what the user asked for. Draw functions do not present (the caller does,
+ * after any overlay). Main thread only.
  *
  * Keys: Tab / Shift+Tab / Up / Down move between fields and buttons, Enter activates
  * (in a text field: next field, on the password: Connect), Escape cancels (back / stop
