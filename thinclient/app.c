@@ -111,6 +111,8 @@ static void show_login(struct app *a, bool error, const char *message)
         login_screen_set_field(&a->login, LOGIN_USER, "");
     login_screen_message(&a->login, error, "%s", message);
     login_screen_focus_first_empty(&a->login);
+    /* The window had the desktop's size: the login form gets its own back. */
+    ui_fit_window(a->ui, UI_DEFAULT_WIDTH, UI_DEFAULT_HEIGHT);
     if (error && a->login.fields[LOGIN_USER].len > 0 && a->login.fields[LOGIN_BROKER].len > 0)
         a->login.focus = LOGIN_PASSWORD;
     set_title(a, NULL);
