@@ -80,7 +80,7 @@ struct chooser_screen {
 };
 void chooser_screen_draw(struct ui *u, struct chooser_screen *s);
 /* Up/Down/Home/End/PageUp/PageDown select; Enter or a double click = SUBMIT; Escape or
- * Back = CANCEL. */
+ * Back = CANCEL. The wheel scrolls without selecting. */
 enum screen_action chooser_screen_event(struct chooser_screen *s, const SDL_Event *e);
 
 struct trust_screen {
@@ -93,7 +93,8 @@ struct trust_screen {
     SDL_Rect trust_rect, cancel_rect;
 };
 void trust_screen_draw(struct ui *u, struct trust_screen *s);
-/* First use: SUBMIT = trust it, CANCEL = do not. Mismatch: only CANCEL (Back). */
+/* First use: SUBMIT = trust it, CANCEL = do not; Tab/Up/Down switch, Left = Cancel,
+ * Right = Trust. Mismatch: only CANCEL (Back). A held key (repeat) activates nothing. */
 enum screen_action trust_screen_event(struct trust_screen *s, const SDL_Event *e);
 
 struct message_screen {
