@@ -621,7 +621,9 @@ void screen_draw_overlay(struct ui *u, const char *text)
         f = UI_FONT_NORMAL;
     int th = ui_text_wrapped_height(u, f, max_w, text);
     int band_h = th + 48;
-    SDL_Rect band = {0, (wh - band_h) / 2, ww, band_h};
+    /* At the bottom: vdi-session draws its own reasons ("Your session was opened from
+     * ...") in the middle of the desktop's picture, and they must stay readable. */
+    SDL_Rect band = {0, wh - band_h, ww, band_h};
     ui_fill_rect(u, band, color_overlay);
     tw = min_int(ui_text_width(u, f, text), max_w);
     ui_draw_text_wrapped(u, f, (ww - tw) / 2, band.y + 24, max_w, ui_color_text, text);

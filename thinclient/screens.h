@@ -107,6 +107,6 @@ void message_screen_draw(struct ui *u, struct message_screen *s);
 /* Enter, Escape, Space or the button = SUBMIT. */
 enum screen_action message_screen_event(struct message_screen *s, const SDL_Event *e);
 
-/* Over whatever is drawn (call before ui_present): a translucent band across the middle
+/* Over whatever is drawn (call before ui_present): a translucent band across the bottom
  * with text in it, e.g. "Reconnecting...". */
 void screen_draw_overlay(struct ui *u, const char *text);

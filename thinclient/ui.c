@@ -184,6 +184,8 @@ void ui_set_fullscreen(struct ui *u, bool on)
         return;
     if (SDL_SetWindowFullscreen(u->window, on ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0) < 0)
         log_warning("Cannot switch full screen %s: %s", on ? "on" : "off", SDL_GetError());
+    else
+        log_info("full screen %s", on ? "on" : "off");
 }
 
 void ui_fit_window(struct ui *u, int w, int h)

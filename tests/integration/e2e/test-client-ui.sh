@@ -211,13 +211,14 @@ fi
 type_text "printf '\\033[?25l'; clear; echo seen through vdi-client; ls /"
 key Return
 expect desk1 20 'seen through vdi-client' "the window shows alice's desktop (what she typed)"
-desk_size=$(window_size)
+# Ctrl+Alt+Enter: SDL asks the window manager for full screen; Xvfb has none, so the
+# request is checked in the client's log, not by the window's size.
 key ctrl+alt+Return
-sleep 1
-check "Ctrl+Alt+Enter: full screen ($desk_size -> $(window_size))" test "$(window_size)" = "1024x768"
+poll_until 5 grep -q 'full screen on' "$T/logs/vdi-client.log" &&
+    pass "Ctrl+Alt+Enter switches full screen on" || fail "Ctrl+Alt+Enter switches full screen on"
 key ctrl+alt+Return
-sleep 1
-check "Ctrl+Alt+Enter again: back to the window ($(window_size))" test "$(window_size)" = "$desk_size"
+poll_until 5 grep -q 'full screen off' "$T/logs/vdi-client.log" &&
+    pass "... and off again" || fail "Ctrl+Alt+Enter switches full screen off"
 
 # --- 4. network drop -> reconnect -----------------------------------------------------
 SID=$(session_id_of alice)
