@@ -6,7 +6,8 @@
  *
  * Locks, in the only order they may nest:
  *   fb_lock   -> libvncserver's own locks (rfbMarkRectAsModified, rfbNewFramebuffer)
- *   end_lock, input.lock: leaves, never held while calling into libvncserver/libvncclient.
+ *   end_lock, input.lock, cut_lock: leaves, never held while calling into
+ *   libvncserver/libvncclient.
  * libvncserver's client threads only ever take the leaf locks (input callbacks, client gone
  * hook), so they can never wait for a thread that holds fb_lock and waits for them.
  */
@@ -29,6 +30,10 @@
 /* Upstream (QEMU) read timeout, seconds: a VM display that stops mid-message is dropped. */
 #define PROXY_UPSTREAM_READ_TIMEOUT_S 30
 #define PROXY_REASON_MAX 256
+/* Clipboard text (cut text) is forwarded up to this many bytes each way: libvncserver drops
+ * a client that sends more, libvncclient (ours upstream, vdi-client downstream) ends the
+ * connection on more. */
+#define PROXY_CUT_TEXT_MAX (1024 * 1024)
 
 /* ---- input queue: libvncserver's client thread -> upstream thread ---- */
 
@@ -119,6 +124,14 @@ struct proxy {
     uint64_t last_input_ms; /* now_ms() of the last key/pointer event that counted; 0: none */
     int input_wake_ms;      /* options.input_wake_ms */
     int input_fd;           /* eventfd for input after a quiet spell, or -1 */
+
+    /* The client's clipboard for the VM (ClientCutText, Latin-1), from libvncserver's
+     * client thread to the upstream thread, which sends it. Only the latest text waits;
+     * text that arrives before a VM is attached is sent once it is. */
+    pthread_mutex_t cut_lock; /* leaf: the two fields below */
+    char *cut_to_vm;          /* NULL: nothing waiting */
+    size_t cut_to_vm_len;
+    int cut_fd; /* eventfd: readable while text waits */
 };
 
 /* Records why the proxy ended (first reason wins) and makes the event fd readable.
@@ -139,6 +152,12 @@ void proxy_notice_apply_locked(struct proxy *p);
  * client is view-only (drop the event); else records the time (proxy_last_input_ms) and
  * wakes input_fd after a quiet spell. */
 bool proxy_input_allowed(struct proxy *p);
+/* For the upstream thread: takes the clipboard text waiting for the VM (NULL if none) and
+ * resets cut_fd. The caller frees it. */
+char *proxy_cut_to_vm_take(struct proxy *p, size_t *len);
+/* For the upstream thread: the VM's clipboard (ServerCutText, Latin-1) to the client,
+ * unless it is view-only. */
+void proxy_cut_from_vm(struct proxy *p, const char *text, size_t len);
 /* Replaces the pointer shape (c may be NULL: none) and frees the old one once no client
  * thread can be sending it. Called from one thread at a time (upstream thread or setup). */
 void proxy_set_cursor(struct proxy *p, rfbCursorPtr c);

@@ -275,6 +275,13 @@ int proxy_close_desktop(struct proxy *p, const char *text)
 void proxy_set_view_only(struct proxy *p, bool view_only)
 {
     __atomic_store_n(&p->view_only, view_only, __ATOMIC_RELEASE);
+    if (!view_only)
+        return;
+    /* Clipboard text the client sent before it became view-only (vdi-client sends its
+     * clipboard at once, before DESKTOP_READY says "view-only") never reaches the VM. */
+    pthread_mutex_lock(&p->cut_lock);
+    free(TAKE_PTR(p->cut_to_vm));
+    pthread_mutex_unlock(&p->cut_lock);
 }
 
 uint64_t proxy_last_input_ms(struct proxy *p)
@@ -394,11 +401,118 @@ static void on_pointer(int buttons, int x, int y, rfbClientPtr cl)
     (void)proxy_input_queue_push(&p->input, &ev);
 }
 
-/* ClientCutText: the clipboard is not forwarded to the VM yet (README "Not done yet"); a
- * view-only client's is dropped for good in any case. */
+/* ---- clipboard (cut text) ---- */
+
+static bool view_only(struct proxy *p)
+{
+    return __atomic_load_n(&p->view_only, __ATOMIC_ACQUIRE);
+}
+
+/* Makes latin1 (taken) the text waiting for the VM; it replaces one still waiting. */
+static void cut_to_vm_put(struct proxy *p, char *latin1, size_t len)
+{
+    pthread_mutex_lock(&p->cut_lock);
+    free(p->cut_to_vm);
+    p->cut_to_vm = latin1;
+    p->cut_to_vm_len = len;
+    pthread_mutex_unlock(&p->cut_lock);
+    uint64_t one = 1;
+    (void)!write(p->cut_fd, &one, sizeof(one));
+}
+
+char *proxy_cut_to_vm_take(struct proxy *p, size_t *len)
+{
+    uint64_t v;
+    (void)!read(p->cut_fd, &v, sizeof(v));
+    pthread_mutex_lock(&p->cut_lock);
+    char *text = TAKE_PTR(p->cut_to_vm);
+    *len = p->cut_to_vm_len;
+    pthread_mutex_unlock(&p->cut_lock);
+    if (text && view_only(p)) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+void proxy_cut_from_vm(struct proxy *p, const char *text, size_t len)
+{
+    if (view_only(p) || len > PROXY_CUT_TEXT_MAX)
+        return;
+    /* rfbSendServerCutText only reads str (its parameter is not const). It writes under
+     * each client's sendMutex, so it may run beside the client's output thread. */
+    rfbSendServerCutText(p->screen, (char *)text, (int)len);
+}
+
+/* One UTF-8 character at s[0..left): its code point, or U+FFFD for invalid bytes (one byte
+ * is consumed then). *n gets the bytes consumed. */
+static uint32_t utf8_decode(const uint8_t *s, size_t left, size_t *n)
+{
+    uint32_t cp, min;
+    size_t len;
+    if (s[0] < 0x80) {
+        *n = 1;
+        return s[0];
+    } else if ((s[0] & 0xe0) == 0xc0) {
+        len = 2, cp = s[0] & 0x1f, min = 0x80;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        len = 3, cp = s[0] & 0x0f, min = 0x800;
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        len = 4, cp = s[0] & 0x07, min = 0x10000;
+    } else {
+        *n = 1;
+        return 0xfffd;
+    }
+    *n = 1;
+    if (len > left)
+        return 0xfffd;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0xfffd;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000))
+        return 0xfffd;
+    *n = len;
+    return cp;
+}
+
+/* ClientCutText of a plain client: Latin-1, what the VM's RFB connection carries too.
+ * libvncserver has already dropped a client that announced more than 1 MiB. A view-only
+ * client's clipboard is dropped (and counts as no input either way). */
 static void on_cut_text(char *text, int len, rfbClientPtr cl)
 {
-    (void)text, (void)len, (void)cl;
+    struct proxy *p = cl->screen->screenData;
+    if (view_only(p) || len < 0 || len > PROXY_CUT_TEXT_MAX)
+        return;
+    char *copy = malloc((size_t)len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, text, (size_t)len);
+    copy[len] = '\0';
+    cut_to_vm_put(p, copy, (size_t)len);
+}
+
+/* The same from a client that enabled the extended clipboard (TigerVNC, noVNC): UTF-8,
+ * usually NUL-terminated. The VM side is plain RFB (libvncclient 0.9.14), so it is turned
+ * into Latin-1: other characters and invalid bytes become '?'. */
+static void on_cut_text_utf8(char *text, int len, rfbClientPtr cl)
+{
+    struct proxy *p = cl->screen->screenData;
+    if (view_only(p) || len < 0 || len > PROXY_CUT_TEXT_MAX)
+        return;
+    char *latin1 = malloc((size_t)len + 1);
+    if (!latin1)
+        return;
+    const uint8_t *in = (const uint8_t *)text;
+    size_t i = 0, n = 0, step;
+    while (i < (size_t)len && in[i]) {
+        uint32_t cp = utf8_decode(in + i, (size_t)len - i, &step);
+        i += step;
+        latin1[n++] = cp <= 0xff ? (char)cp : '?';
+    }
+    latin1[n] = '\0';
+    cut_to_vm_put(p, latin1, n);
 }
 
 /* Runs in the client's output thread just before each framebuffer update. The VM may
@@ -492,13 +606,18 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     p->server_sock_ref = -1;
     p->input.fd = -1;
     p->input_fd = -1;
+    p->cut_fd = -1;
     pthread_mutex_init(&p->fb_lock, NULL);
     pthread_mutex_init(&p->end_lock, NULL);
+    pthread_mutex_init(&p->cut_lock, NULL);
     r = proxy_input_queue_init(&p->input);
     if (r < 0)
         return r;
     p->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->event_fd < 0)
+        return -errno;
+    p->cut_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->cut_fd < 0)
         return -errno;
     if (opts && opts->input_wake_ms > 0) {
         p->input_wake_ms = opts->input_wake_ms;
@@ -536,6 +655,7 @@ int proxy_new(const struct proxy_options *opts, struct proxy **ret, int *client_
     s->kbdAddEvent = on_key;
     s->ptrAddEvent = on_pointer;
     s->setXCutText = on_cut_text;
+    s->setXCutTextUTF8 = on_cut_text_utf8;
     s->deferPtrUpdateTime = 0; /* deferred pointer events are only flushed by rfbProcessEvents */
     s->maxClientWait = write_timeout;
     s->cursor = NULL; /* never composited into the picture: see proxy-internal.h */
@@ -647,8 +767,11 @@ void proxy_free(struct proxy *p)
     safe_close(p->input_fd);
     free(p->desktop_name);
     safe_close(p->event_fd);
+    safe_close(p->cut_fd);
+    free(p->cut_to_vm);
     proxy_input_queue_done(&p->input);
     pthread_mutex_destroy(&p->fb_lock);
     pthread_mutex_destroy(&p->end_lock);
+    pthread_mutex_destroy(&p->cut_lock);
     free(p);
 }

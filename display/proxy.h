@@ -45,8 +45,8 @@ int proxy_show_notice(struct proxy *p, const char *text);
 int proxy_close_desktop(struct proxy *p, const char *text);
 
 /* View-only: every KeyEvent, PointerEvent, QEMU extended key event and ClientCutText of the
- * client is dropped (a shadowing admin watches only), and none counts as input. Set it
- * before proxy_attach_upstream(). Thread-safe. */
+ * client is dropped (a shadowing admin watches only), and none counts as input; the VM's
+ * clipboard is not sent to it either. Set it before proxy_attach_upstream(). Thread-safe. */
 void proxy_set_view_only(struct proxy *p, bool view_only);
 
 /* now_ms() (common/util.h) of the client's last key or pointer event (motion included)

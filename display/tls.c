@@ -469,6 +469,7 @@ struct relay {
     struct relay_buffer to_tls;   /* read from local_fd, waiting for gnutls_record_send */
     size_t send_inflight;         /* size of a record_send interrupted by AGAIN, or 0 */
     bool tls_eof, local_eof;
+    bool tls_premature; /* tls_eof without close_notify (GNUTLS_E_PREMATURE_TERMINATION) */
     bool recv_blocked, send_blocked; /* last attempt returned AGAIN */
     bool recv_wants_write, send_wants_write;
     struct tls_relay_stats *stats;
@@ -493,7 +494,9 @@ static int relay_tls_recv(struct relay *r, uint64_t now)
         return 1;
     }
     if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
+        /* 0: the peer sent close_notify; else the transport ended under the TLS session. */
         r->tls_eof = true;
+        r->tls_premature = n != 0;
         return 1;
     }
     if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
@@ -643,7 +646,8 @@ int tls_relay_run(struct tls_conn *t, int local_fd, int stop_fd, int write_timeo
             if (relay_finished(r)) {
                 if (r->tls_eof)
                     (void)shutdown(local_fd, SHUT_WR);
-                return 0;
+                r->stats->local_closed = !r->tls_eof;
+                return r->tls_eof && r->tls_premature ? -ECONNRESET : 0;
             }
             if (!progress)
                 break;

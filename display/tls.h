@@ -5,6 +5,7 @@
  * and the relay that pumps decrypted bytes between that connection and a local fd.
  * Every phase takes a deadline (monotonic ms, see common/util.h now_ms()).
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -51,10 +52,17 @@ int tls_conn_write_full(struct tls_conn *t, const void *buf, size_t len, uint64_
 /* Pumps bytes both ways between t and local_fd until either side closes, an error
  * happens, or stop_fd (may be -1) becomes readable. Blocks; run it in its own thread.
  * write_timeout_ms bounds how long a peer may refuse to take bytes (stalled client).
- * Returns 0 on orderly close or stop, negative errno otherwise. */
+ * When the TLS side ends, what is buffered for local_fd is still delivered, then local_fd
+ * is shut down for writing.
+ * Returns 0 when the TLS peer closed with close_notify (a deliberate close), when the
+ * local side closed first (stats->local_closed), or on stop; -ECONNRESET when the TLS
+ * connection ended without close_notify (EOF under the session: the peer process died or
+ * the network dropped) or was reset; -ETIMEDOUT for a stalled peer; another negative
+ * errno (-EPROTO: TLS error) otherwise. */
 struct tls_relay_stats {
     uint64_t bytes_from_tls; /* client -> local; updated atomically (read while it runs) */
     uint64_t bytes_to_tls;   /* local -> client */
+    bool local_closed;       /* on return 0: local_fd ended first (not the TLS peer, not stop) */
 };
 int tls_relay_run(struct tls_conn *t, int local_fd, int stop_fd, int write_timeout_ms,
                   struct tls_relay_stats *stats);

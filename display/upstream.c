@@ -4,7 +4,8 @@
  * reader and the only writer of that connection (libvncclient's writes are unlocked):
  * it decodes updates into its own framebuffer, copies changed rectangles into the
  * downstream screen row by row (same 32 bpp pixel format on both sides) and forwards
- * the input events that libvncserver's client thread queued.
+ * the input events that libvncserver's client thread queued, and the clipboard both ways
+ * (plain RFB cut text, Latin-1; README "Clipboard").
  *
  * libvncclient 0.9.14 workarounds (ENVIRONMENT.md): our own SetEncodings right after the
  * handshake, without ExtDesktopSize (-308) and LED state (-261), so QEMU announces resizes
@@ -166,6 +167,26 @@ static void on_bell(rfbClient *c)
     rfbSendBell(upstream_of(c)->p->screen);
 }
 
+/* ServerCutText from the VM. libvncclient 0.9.14 has already refused (failed the
+ * connection on) a length above 1 MiB before allocating it. */
+static void on_cut_text(rfbClient *c, const char *text, int len)
+{
+    if (len >= 0)
+        proxy_cut_from_vm(upstream_of(c)->p, text, (size_t)len);
+}
+
+/* The client's clipboard, if some waits. Returns false when the write failed. */
+static bool send_cut_text(struct upstream *u)
+{
+    size_t len;
+    char *text = proxy_cut_to_vm_take(u->p, &len);
+    if (!text)
+        return true;
+    bool ok = SendClientCutText(u->client, text, (int)len);
+    free(text);
+    return ok;
+}
+
 /* SetEncodings that QEMU should use from now on. Raw: QEMU's display fd is local (libvirt
  * passes it on this host), where raw costs least CPU on both sides; the client-facing
  * encoding is chosen by libvncserver per client. */
@@ -236,10 +257,11 @@ static void *upstream_thread(void *arg)
 
     pthread_setname_np(pthread_self(), "vdi-upstream");
     for (;;) {
-        struct pollfd fds[3] = {
+        struct pollfd fds[4] = {
             {.fd = c->sock, .events = POLLIN},
             {.fd = u->p->input.fd, .events = POLLIN},
             {.fd = u->stop_fd, .events = POLLIN},
+            {.fd = u->p->cut_fd, .events = POLLIN},
         };
         if (poll(fds, ARRAY_SIZE(fds), -1) < 0) {
             if (errno == EINTR)
@@ -249,6 +271,11 @@ static void *upstream_thread(void *arg)
         }
         if (fds[2].revents)
             return NULL;
+
+        if (fds[3].revents && !send_cut_text(u)) {
+            upstream_fail(u, "write failed");
+            return NULL;
+        }
 
         if (fds[1].revents) {
             size_t n;
@@ -348,6 +375,7 @@ int upstream_start(struct proxy *p, int fd, struct upstream **ret)
     c->MallocFrameBuffer = on_malloc_framebuffer;
     c->GotFrameBufferUpdate = on_framebuffer_update;
     c->Bell = on_bell;
+    c->GotXCutText = on_cut_text;
     c->GotCursorShape = on_cursor_shape;
     rfbClientSetClientData(c, &upstream_tag, u);
 

@@ -37,13 +37,18 @@ static void *relay_thread(void *arg)
         log_debug("handoff done width=%u height=%u", hr.width, hr.height);
         r->relay_error =
             tls_relay_run(r->tls, r->local_fd, r->stop_fd, RELAY_WRITE_TIMEOUT_MS, &r->stats);
-        log_debug("relay ended r=%d from_server=%llu to_server=%llu", r->relay_error,
+        log_debug("relay ended r=%d (%s) from_server=%llu to_server=%llu", r->relay_error,
+                  r->relay_error == -ECONNRESET ? "dropped without close_notify"
+                  : r->relay_error < 0          ? strerror(-r->relay_error)
+                                                : "closed",
                   (unsigned long long)r->stats.bytes_from_tls,
                   (unsigned long long)r->stats.bytes_to_tls);
     } else {
         log_debug("handoff failed: %s", strerror(-r->handoff_error));
     }
-    atomic_store(&r->finished, true);
+    /* libvncclient closing its end first is its own ending, not the server's. */
+    if (!(r->handoff_error == 0 && r->relay_error == 0 && r->stats.local_closed))
+        atomic_store(&r->finished, true);
     /* libvncclient must notice that the server is gone. */
     shutdown(r->local_fd, SHUT_RDWR);
     return NULL;

@@ -22,11 +22,23 @@ struct relay;
 int relay_start(struct tls_conn *t, int local_fd, const int32_t *encodings, size_t n_encodings,
                 struct relay **ret);
 
-/* True once the thread finished by itself (server closed, error, bad handoff). */
+/* True once the relay ended because of the server's side: it closed (cleanly or not), a
+ * TLS error, a timeout, or a failed handoff. False while it runs, and also when it ended
+ * because libvncclient closed its end first (the vnc thread's own failure: see
+ * vnc_stop()) or relay_stop() stopped it. */
 bool relay_finished(struct relay *r);
 
 /* Stops the thread (if still running) and joins it. *handoff_error and *relay_error get
- * the results (0 when fine or not reached). NULL is fine for r. */
+ * the results (0 when fine or not reached). NULL is fine for r.
+ * *relay_error (tls_relay_run()) tells a deliberate end from a broken connection:
+ *   0   the server closed the session cleanly (TLS close_notify: logoff, takeover, admin
+ *       disconnect; vdi-session shows its reason first), or relay_stop() was called, or
+ *       libvncclient closed its end first. Only with relay_finished() true before the
+ *       stop does 0 mean "the server closed".
+ *   <0  dropped: -ECONNRESET (the TCP connection ended without close_notify, or was
+ *       reset: the network or the server process went away), -ETIMEDOUT (the server took
+ *       no bytes for RELAY_WRITE_TIMEOUT_MS), -EPROTO (TLS error), other -errno. Worth
+ *       reconnecting. */
 void relay_stop(struct relay *r, int *handoff_error, int *relay_error);
 
 /* Stops, joins, frees, closes. NULL is fine. */

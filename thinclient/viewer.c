@@ -1,5 +1,6 @@
 #include "viewer.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,52 +10,48 @@
 #include "input.h"
 #include "layout.h"
 #include "log.h"
+#include "screens.h"
+#include "ui.h"
 #include "util.h"
 #include "vnc.h"
 
 struct viewer {
-    char *title;
-    bool fullscreen;
-    Uint32 event_type; /* our SDL user event: "look at the vnc frame" */
-    atomic_bool event_pending;
+    struct ui *ui;
+    atomic_bool frame_pending; /* a UI_EVENT_FRAME is queued: do not post another */
 
-    SDL_Window *window;
-    SDL_Renderer *renderer;
-    SDL_Texture *texture;
+    SDL_Texture *texture; /* the last frame; kept after the session ended */
     int fb_w, fb_h;
+    bool have_frame;
+    char *overlay;
 
-    struct vnc *vnc;
+    struct vnc *vnc; /* the session viewer_run() runs, NULL before the first */
     struct input_keyboard keyboard;
     uint8_t buttons;
     int pointer_x, pointer_y;
+    bool swallowed[SDL_NUM_SCANCODES]; /* our shortcut's key is down: its release is ours */
+
+    /* The clipboard text both sides agree on (last received from the server, or last
+     * sent): a local clipboard update with this text is not sent back. */
+    char *clipboard_last;
+
+    /* ui_post() events of other codes, seen while viewer_run() runs: pushed back onto the
+     * queue, in order, when it returns. */
+    SDL_Event *deferred;
+    size_t n_deferred, deferred_size;
 };
 
-int viewer_new(const struct viewer_options *o, struct viewer **ret)
+int viewer_new(struct ui *ui, struct viewer **ret)
 {
     struct viewer *w = calloc(1, sizeof(*w));
     if (!w)
         return -ENOMEM;
-    w->title = strdup(o->title ? o->title : "vdi-client");
-    if (!w->title) {
-        free(w);
-        return -ENOMEM;
-    }
-    w->fullscreen = o->fullscreen;
-    SDL_SetHint(SDL_HINT_RENDER_SCALE_QUALITY, "linear");
-    if (SDL_Init(SDL_INIT_VIDEO) < 0) {
-        log_error("Cannot open a window: %s", SDL_GetError());
-        free(w->title);
-        free(w);
-        return -EIO;
-    }
-    w->event_type = SDL_RegisterEvents(1);
-    if (w->event_type == (Uint32)-1) {
-        SDL_Quit();
-        free(w->title);
-        free(w);
-        return -EIO;
-    }
+    w->ui = ui;
+    atomic_init(&w->frame_pending, false);
     input_keyboard_init(&w->keyboard);
+    /* Kiosk: closing the (only) window must not end the program; by default SDL turns
+     * that close into SDL_QUIT, which we keep for SIGINT/SIGTERM. */
+    if (ui_kiosk(ui))
+        SDL_SetHint(SDL_HINT_QUIT_ON_LAST_WINDOW_CLOSE, "0");
     *ret = w;
     return 0;
 }
@@ -62,55 +59,37 @@ int viewer_new(const struct viewer_options *o, struct viewer **ret)
 void viewer_notify(void *userdata)
 {
     struct viewer *w = userdata;
-    if (atomic_exchange(&w->event_pending, true))
+    if (atomic_exchange(&w->frame_pending, true))
         return;
-    SDL_Event e = {.type = w->event_type};
-    if (SDL_PushEvent(&e) < 0)
-        atomic_store(&w->event_pending, false);
+    ui_post(w->ui, UI_EVENT_FRAME, NULL);
 }
 
-static void sink_key(void *userdata, uint32_t keysym, uint32_t xt, bool down)
+void viewer_clipboard_from_server(void *userdata, const char *utf8)
 {
     struct viewer *w = userdata;
-    vnc_send_key(w->vnc, keysym, xt, down);
-}
-
-/* The window size for a framebuffer: its own size, shrunk (aspect kept) to fit the
- * usable area of the display the window is on. */
-static void window_size_for(struct viewer *w, int fb_w, int fb_h, int *ww, int *wh)
-{
-    SDL_Rect usable;
-    int display = w->window ? SDL_GetWindowDisplayIndex(w->window) : 0;
-    *ww = fb_w;
-    *wh = fb_h;
-    if (SDL_GetDisplayUsableBounds(display < 0 ? 0 : display, &usable) == 0 &&
-        (fb_w > usable.w || fb_h > usable.h)) {
-        struct layout l = layout_fit(usable.w, usable.h, fb_w, fb_h);
-        *ww = l.w;
-        *wh = l.h;
+    char *copy = strdup(utf8);
+    if (!copy) {
+        log_warning("no memory for the clipboard text from the server");
+        return;
     }
+    ui_post(w->ui, UI_EVENT_CLIPBOARD, copy);
 }
 
-static int create_window(struct viewer *w, int fb_w, int fb_h)
+void viewer_set_overlay(struct viewer *w, const char *text)
 {
-    int ww, wh;
-    window_size_for(w, fb_w, fb_h, &ww, &wh);
-    Uint32 flags = SDL_WINDOW_RESIZABLE | (w->fullscreen ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0);
-    w->window =
-        SDL_CreateWindow(w->title, SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED, ww, wh, flags);
-    if (!w->window)
-        return log_error("Cannot create the window: %s", SDL_GetError()), -EIO;
-    w->renderer = SDL_CreateRenderer(w->window, -1, 0);
-    if (!w->renderer)
-        return log_error("Cannot create a renderer: %s", SDL_GetError()), -EIO;
-    SDL_RendererInfo info;
-    if (SDL_GetRendererInfo(w->renderer, &info) == 0)
-        log_debug("renderer=%s", info.name);
-    SDL_StartTextInput();
-    return 0;
+    free(w->overlay);
+    w->overlay = text ? strdup(text) : NULL;
 }
 
-/* Brings the texture up to date with the vnc frame. Returns 1 when something changed. */
+bool viewer_has_frame(const struct viewer *w)
+{
+    return w->have_frame;
+}
+
+/* ---- the frame ------------------------------------------------------------------------ */
+
+/* Brings the texture up to date with the vnc frame. Returns 1 when something changed,
+ * 0 when not, -EIO when no texture could be made. */
 static int update_frame(struct viewer *w)
 {
     struct vnc_frame f;
@@ -118,39 +97,32 @@ static int update_frame(struct viewer *w)
     vnc_frame_lock(w->vnc, &f);
     if (!f.pixels)
         goto out;
-    if (!w->window) {
-        r = create_window(w, f.width, f.height);
-        if (r < 0)
-            goto out;
-    }
-    if (!w->texture || f.resized || f.width != w->fb_w || f.height != w->fb_h) {
-        if (w->texture)
-            SDL_DestroyTexture(w->texture);
-        w->texture = SDL_CreateTexture(w->renderer, SDL_PIXELFORMAT_XBGR8888,
-                                       SDL_TEXTUREACCESS_STREAMING, f.width, f.height);
-        if (!w->texture) {
+    if (!w->texture || f.width != w->fb_w || f.height != w->fb_h) {
+        SDL_Texture *t = SDL_CreateTexture(ui_renderer(w->ui), SDL_PIXELFORMAT_XBGR8888,
+                                           SDL_TEXTUREACCESS_STREAMING, f.width, f.height);
+        if (!t) {
             log_error("Cannot create a %dx%d texture: %s", f.width, f.height, SDL_GetError());
             r = -EIO;
             goto out;
         }
-        bool resize_window = w->fb_w != 0 && !(SDL_GetWindowFlags(w->window) &
-                                               (SDL_WINDOW_FULLSCREEN | SDL_WINDOW_MAXIMIZED));
+        if (w->texture)
+            SDL_DestroyTexture(w->texture);
+        w->texture = t;
         w->fb_w = f.width;
         w->fb_h = f.height;
-        if (resize_window) {
-            int ww, wh;
-            window_size_for(w, f.width, f.height, &ww, &wh);
-            SDL_SetWindowSize(w->window, ww, wh);
-        }
+        ui_fit_window(w->ui, f.width, f.height); /* not when full screen or maximised */
         f.dirty_x = f.dirty_y = 0;
         f.dirty_w = f.width;
         f.dirty_h = f.height;
     }
+    /* A new session's first frame of the same size reuses the texture: vnc.c marks all of
+     * it dirty (resized), so every pixel is replaced. */
     if (f.dirty_w > 0 && f.dirty_h > 0) {
         SDL_Rect rect = {f.dirty_x, f.dirty_y, f.dirty_w, f.dirty_h};
         const uint32_t *src = f.pixels + (size_t)f.dirty_y * (size_t)f.width + (size_t)f.dirty_x;
         if (SDL_UpdateTexture(w->texture, &rect, src, f.width * 4) < 0)
             log_debug("SDL_UpdateTexture: %s", SDL_GetError());
+        w->have_frame = true;
         changed = 1;
     }
 out:
@@ -158,29 +130,61 @@ out:
     return r < 0 ? r : changed;
 }
 
-static void render(struct viewer *w)
+void viewer_render(struct viewer *w)
 {
-    if (!w->renderer)
-        return;
+    SDL_Renderer *renderer = ui_renderer(w->ui);
     int ow, oh;
-    SDL_SetRenderDrawColor(w->renderer, 0, 0, 0, 255);
-    SDL_RenderClear(w->renderer);
-    if (w->texture && SDL_GetRendererOutputSize(w->renderer, &ow, &oh) == 0) {
+    SDL_SetRenderDrawColor(renderer, 0, 0, 0, 255);
+    SDL_RenderClear(renderer);
+    if (w->texture && w->have_frame) {
+        ui_size(w->ui, &ow, &oh);
         struct layout l = layout_fit(ow, oh, w->fb_w, w->fb_h);
         SDL_Rect dst = {l.x, l.y, l.w, l.h};
-        SDL_RenderCopy(w->renderer, w->texture, NULL, &dst);
+        SDL_RenderCopy(renderer, w->texture, NULL, &dst);
     }
-    SDL_RenderPresent(w->renderer);
+    if (w->overlay)
+        screen_draw_overlay(w->ui, w->overlay);
+    ui_present(w->ui);
+}
+
+/* ---- input ---------------------------------------------------------------------------- */
+
+static void sink_key(void *userdata, uint32_t keysym, uint32_t xt, bool down)
+{
+    struct viewer *w = userdata;
+    vnc_send_key(w->vnc, keysym, xt, down);
 }
 
 static void pointer_to_fb(struct viewer *w, int wx, int wy)
 {
     int ww, wh;
-    if (!w->window || w->fb_w == 0)
+    if (w->fb_w == 0)
         return;
-    SDL_GetWindowSize(w->window, &ww, &wh);
+    SDL_GetWindowSize(ui_window(w->ui), &ww, &wh);
     struct layout l = layout_fit(ww, wh, w->fb_w, w->fb_h);
     layout_window_to_fb(&l, w->fb_w, w->fb_h, wx, wy, &w->pointer_x, &w->pointer_y);
+}
+
+/* Ctrl+Alt+Enter toggles full screen (not in kiosk mode, where it goes to the desktop).
+ * Returns true when the event was ours: the press, its repeats and its release. */
+static bool shortcut_key(struct viewer *w, const SDL_KeyboardEvent *k)
+{
+    SDL_Scancode sc = k->keysym.scancode;
+    if ((unsigned)sc >= SDL_NUM_SCANCODES)
+        return false;
+    if (k->type == SDL_KEYUP) {
+        bool ours = w->swallowed[sc];
+        w->swallowed[sc] = false;
+        return ours;
+    }
+    if (w->swallowed[sc])
+        return true; /* key repeat */
+    bool enter = k->keysym.sym == SDLK_RETURN || k->keysym.sym == SDLK_KP_ENTER;
+    if (!enter || !(k->keysym.mod & KMOD_CTRL) || !(k->keysym.mod & KMOD_ALT) || ui_kiosk(w->ui))
+        return false;
+    w->swallowed[sc] = true;
+    ui_set_fullscreen(w->ui, !ui_fullscreen(w->ui));
+    return true;
 }
 
 static void handle_input(struct viewer *w, const SDL_Event *e)
@@ -189,7 +193,8 @@ static void handle_input(struct viewer *w, const SDL_Event *e)
     switch (e->type) {
     case SDL_KEYDOWN:
     case SDL_KEYUP:
-        input_keyboard_key(&w->keyboard, &e->key, vnc_extended_keys(w->vnc), &sink);
+        if (!shortcut_key(w, &e->key))
+            input_keyboard_key(&w->keyboard, &e->key, vnc_extended_keys(w->vnc), &sink);
         break;
     case SDL_TEXTINPUT:
         if (!vnc_extended_keys(w->vnc))
@@ -242,33 +247,125 @@ static void release_everything(struct viewer *w)
     }
 }
 
-int viewer_run(struct viewer *w, struct vnc *vnc)
+/* ---- clipboard -------------------------------------------------------------------------- */
+
+static void clipboard_remember(struct viewer *w, const char *text)
+{
+    free(w->clipboard_last);
+    w->clipboard_last = strdup(text); /* NULL on no memory: at worst one echo */
+}
+
+/* Text from the server (UI_EVENT_CLIPBOARD; takes text). */
+static void clipboard_from_server(struct viewer *w, char *text)
+{
+    if (SDL_SetClipboardText(text) < 0)
+        log_warning("Cannot set the local clipboard: %s", SDL_GetError());
+    clipboard_remember(w, text);
+    free(text);
+}
+
+/* The local clipboard changed (SDL_CLIPBOARDUPDATE), or a session starts (always):
+ * sends it unless it is what the server sent us last. */
+static void clipboard_to_server(struct viewer *w, bool always)
+{
+    if (!SDL_HasClipboardText())
+        return;
+    char *text = SDL_GetClipboardText();
+    if (text && text[0] && (always || !w->clipboard_last || strcmp(text, w->clipboard_last) != 0)) {
+        vnc_send_clipboard(w->vnc, text);
+        clipboard_remember(w, text);
+    }
+    SDL_free(text);
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+static int defer_event(struct viewer *w, const SDL_Event *e)
+{
+    if (w->n_deferred == w->deferred_size) {
+        size_t size = w->deferred_size ? 2 * w->deferred_size : 8;
+        SDL_Event *d = reallocarray(w->deferred, size, sizeof(*d));
+        if (!d)
+            return -ENOMEM;
+        w->deferred = d;
+        w->deferred_size = size;
+    }
+    w->deferred[w->n_deferred++] = *e;
+    return 0;
+}
+
+/* Pushes the deferred events back for the caller's loop, and returns r. */
+static int viewer_leave(struct viewer *w, int r)
+{
+    for (size_t i = 0; i < w->n_deferred; i++)
+        if (SDL_PushEvent(&w->deferred[i]) < 0)
+            log_warning("Cannot requeue an event: %s", SDL_GetError());
+    w->n_deferred = 0;
+    return r;
+}
+
+/* A session starts in this viewer: fresh input state, our clipboard to the server. */
+static void session_start(struct viewer *w, struct vnc *vnc)
 {
     w->vnc = vnc;
-    bool redraw = false;
+    input_keyboard_init(&w->keyboard);
+    w->buttons = 0;
+    memset(w->swallowed, 0, sizeof(w->swallowed));
+    clipboard_to_server(w, true);
+}
+
+int viewer_run(struct viewer *w, struct vnc *vnc)
+{
+    if (w->vnc != vnc)
+        session_start(w, vnc);
+    /* A UI_EVENT_FRAME of an earlier session may have been taken by the caller's loop:
+     * allow the next notification, then look once in case the session already ended. */
+    atomic_store(&w->frame_pending, false);
+    if (vnc_ended(vnc)) {
+        int r = update_frame(w);
+        return r < 0 ? r : VIEWER_SESSION_ENDED;
+    }
+
+    Uint32 ui_type = ui_event_type(w->ui);
+    bool redraw = true;
     for (;;) {
+        if (redraw) {
+            viewer_render(w);
+            redraw = false;
+        }
         SDL_Event e;
-        if (!SDL_WaitEvent(&e))
-            return log_error("SDL_WaitEvent: %s", SDL_GetError()), -EIO;
+        if (!SDL_WaitEvent(&e)) {
+            log_error("SDL_WaitEvent: %s", SDL_GetError());
+            return viewer_leave(w, -EIO);
+        }
         do {
-            if (e.type == w->event_type) {
-                atomic_store(&w->event_pending, false);
-                if (vnc_ended(vnc))
-                    return VIEWER_SESSION_ENDED;
-                int r = update_frame(w);
-                if (r < 0)
-                    return r;
-                if (r > 0)
-                    redraw = true;
+            if (e.type == ui_type) {
+                if (e.user.code == UI_EVENT_FRAME) {
+                    atomic_store(&w->frame_pending, false);
+                    int r = update_frame(w);
+                    if (r < 0)
+                        return viewer_leave(w, r);
+                    redraw |= r > 0;
+                    if (vnc_ended(vnc)) {
+                        viewer_render(w); /* the server's last picture, e.g. its reason */
+                        return viewer_leave(w, VIEWER_SESSION_ENDED);
+                    }
+                } else if (e.user.code == UI_EVENT_CLIPBOARD) {
+                    clipboard_from_server(w, e.user.data1);
+                } else if (defer_event(w, &e) < 0) {
+                    log_error("no memory to keep event code=%d for later: dropped", e.user.code);
+                }
                 continue;
             }
             switch (e.type) {
-            case SDL_QUIT:
-                return VIEWER_USER_QUIT;
+            case SDL_QUIT: /* also SIGINT/SIGTERM */
+                return viewer_leave(w, VIEWER_USER_QUIT);
             case SDL_WINDOWEVENT:
                 switch (e.window.event) {
                 case SDL_WINDOWEVENT_CLOSE:
-                    return VIEWER_USER_QUIT;
+                    if (!ui_kiosk(w->ui))
+                        return viewer_leave(w, VIEWER_USER_QUIT);
+                    break;
                 case SDL_WINDOWEVENT_FOCUS_LOST:
                     release_everything(w);
                     break;
@@ -280,15 +377,14 @@ int viewer_run(struct viewer *w, struct vnc *vnc)
                     break;
                 }
                 break;
+            case SDL_CLIPBOARDUPDATE:
+                clipboard_to_server(w, false);
+                break;
             default:
                 handle_input(w, &e);
                 break;
             }
         } while (SDL_PollEvent(&e));
-        if (redraw) {
-            render(w);
-            redraw = false;
-        }
     }
 }
 
@@ -298,11 +394,8 @@ void viewer_free(struct viewer *w)
         return;
     if (w->texture)
         SDL_DestroyTexture(w->texture);
-    if (w->renderer)
-        SDL_DestroyRenderer(w->renderer);
-    if (w->window)
-        SDL_DestroyWindow(w->window);
-    SDL_Quit();
-    free(w->title);
+    free(w->deferred); /* empty: viewer_run() hands them back when it returns */
+    free(w->overlay);
+    free(w->clipboard_last);
     free(w);
 }

@@ -12,6 +12,7 @@
 #include <rfb/rfbclient.h>
 
 #include "handoff.h"
+#include "keymap.h"
 #include "log.h"
 #include "ppm.h"
 #include "util.h"
@@ -45,6 +46,8 @@ struct vnc {
     struct vnc_input queue[VNC_QUEUE_SIZE];
     size_t queue_head, queue_len;
     bool queue_overflow_logged;
+    char *clipboard_out; /* Latin-1 text waiting for ClientCutText, or NULL */
+    size_t clipboard_out_len;
 
     /* shared frame (vnc thread -> UI thread) */
     pthread_mutex_t frame_lock;
@@ -236,6 +239,69 @@ static void cb_finished(rfbClient *c)
     }
 }
 
+/* Latin-1 to UTF-8 (each byte is its code point); a NUL byte ends the text. */
+static char *latin1_to_utf8(const char *text, size_t len)
+{
+    size_t n = 0, i;
+    for (i = 0; i < len && text[i]; i++)
+        n += (uint8_t)text[i] < 0x80 ? 1 : 2;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t k = 0; k < i; k++) {
+        uint8_t b = (uint8_t)text[k];
+        if (b < 0x80) {
+            *o++ = (char)b;
+        } else {
+            *o++ = (char)(0xc0 | b >> 6);
+            *o++ = (char)(0x80 | (b & 0x3f));
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* UTF-8 to Latin-1 for ClientCutText: code points above U+00FF and invalid bytes become
+ * '?', CR LF becomes LF (RFB separates lines with LF alone); at most VNC_CLIPBOARD_MAX bytes.
+ * Latin-1 never takes more bytes than the UTF-8 it came from. */
+static char *utf8_to_latin1(const char *utf8, size_t *ret_len)
+{
+    size_t in_len = strlen(utf8);
+    size_t cap = in_len < VNC_CLIPBOARD_MAX ? in_len : VNC_CLIPBOARD_MAX;
+    char *out = malloc(cap + 1);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    const char *p = utf8;
+    uint32_t cp;
+    while (n < cap && (cp = keymap_utf8_next(&p)) != 0) {
+        if (cp == '\r' && *p == '\n')
+            continue;
+        out[n++] = cp <= 0xff ? (char)cp : '?';
+    }
+    out[n] = 0;
+    *ret_len = n;
+    return out;
+}
+
+/* ServerCutText. libvncclient 0.9.14 has already refused (ended the session on) a length
+ * above 1 MiB before allocating anything, so len <= VNC_CLIPBOARD_MAX here. */
+static void cb_cut_text(rfbClient *c, const char *text, int len)
+{
+    struct vnc *v = vnc_of(c);
+    if (!v->params.on_clipboard || len < 0)
+        return;
+    size_t n = (size_t)len < VNC_CLIPBOARD_MAX ? (size_t)len : VNC_CLIPBOARD_MAX;
+    char *utf8 = latin1_to_utf8(text, n);
+    if (!utf8) {
+        log_warning("no memory for %zu bytes of clipboard text from the server", n);
+        return;
+    }
+    log_debug("clipboard from the server bytes=%zu", n);
+    v->params.on_clipboard(v->params.userdata, utf8);
+    free(utf8);
+}
+
 /* ---- the thread ----------------------------------------------------------------------- */
 
 static void set_end(struct vnc *v, enum vnc_end end)
@@ -248,6 +314,20 @@ static void set_end(struct vnc *v, enum vnc_end end)
 static bool flush_input(struct vnc *v)
 {
     struct vnc_input batch[64];
+
+    /* The clipboard first: keys queued after it (Ctrl+V) must find it there. */
+    pthread_mutex_lock(&v->queue_lock);
+    char *clip = TAKE_PTR(v->clipboard_out);
+    size_t clip_len = v->clipboard_out_len;
+    pthread_mutex_unlock(&v->queue_lock);
+    if (clip) {
+        log_debug("clipboard to the server bytes=%zu", clip_len);
+        rfbBool ok = SendClientCutText(v->client, clip, (int)clip_len);
+        free(clip);
+        if (!ok)
+            return false;
+    }
+
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&v->queue_lock);
@@ -332,6 +412,7 @@ static void *vnc_thread(void *arg)
     c->MallocFrameBuffer = cb_malloc_framebuffer;
     c->GotFrameBufferUpdate = cb_update;
     c->FinishedFrameBufferUpdate = cb_finished;
+    c->GotXCutText = cb_cut_text;
     c->canHandleNewFBSize = TRUE;
     c->programName = "vdi-client";
     c->format.bitsPerPixel = 32;
@@ -516,6 +597,24 @@ void vnc_send_pointer(struct vnc *v, int x, int y, uint8_t button_mask)
     enqueue(v, &in);
 }
 
+void vnc_send_clipboard(struct vnc *v, const char *utf8)
+{
+    size_t len;
+    char *latin1 = utf8_to_latin1(utf8, &len);
+    if (!latin1) {
+        log_warning("no memory for the clipboard text");
+        return;
+    }
+    pthread_mutex_lock(&v->queue_lock);
+    free(v->clipboard_out);
+    v->clipboard_out = latin1;
+    v->clipboard_out_len = len;
+    pthread_mutex_unlock(&v->queue_lock);
+    uint64_t one = 1;
+    if (write(v->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_debug("cannot wake the vnc thread: %m");
+}
+
 void vnc_frame_lock(struct vnc *v, struct vnc_frame *f)
 {
     pthread_mutex_lock(&v->frame_lock);
@@ -570,6 +669,7 @@ void vnc_free(struct vnc *v)
     free(v->frame);
     free(v->coverage);
     free(v->screenshot_path);
+    free(v->clipboard_out);
     pthread_mutex_destroy(&v->queue_lock);
     pthread_mutex_destroy(&v->frame_lock);
     free(v);

@@ -21,6 +21,10 @@
 #define VNC_RED_SHIFT 0
 #define VNC_GREEN_SHIFT 8
 #define VNC_BLUE_SHIFT 16
+/* Clipboard text is capped at this many bytes each way (Latin-1 on the wire; libvncclient
+ * 0.9.14 itself ends the session on a ServerCutText longer than 1 MiB, without reading or
+ * allocating it). */
+#define VNC_CLIPBOARD_MAX (1024 * 1024)
 
 struct vnc;
 
@@ -33,7 +37,11 @@ struct vnc_params {
     /* Called on the vnc thread when the shared frame changed; keep it cheap (post an
      * event). May be NULL. */
     void (*on_frame)(void *userdata);
-    void *userdata;
+    /* Called on the vnc thread with the text the server put on its clipboard (ServerCutText,
+     * Latin-1 on the wire, converted to UTF-8; NUL bytes end it). The string is valid only
+     * during the call: copy it. May be NULL. */
+    void (*on_clipboard)(void *userdata, const char *utf8);
+    void *userdata; /* for on_frame and on_clipboard */
 };
 
 enum vnc_end {
@@ -58,6 +66,11 @@ int vnc_end_fd(struct vnc *v);
  * extended key event when the server acknowledged them, else a plain KeyEvent. */
 void vnc_send_key(struct vnc *v, uint32_t keysym, uint32_t xt_keycode, bool down);
 void vnc_send_pointer(struct vnc *v, int x, int y, uint8_t button_mask);
+/* Puts utf8 on the server's clipboard (ClientCutText), from any thread. RFB 3.8 cut text
+ * is Latin-1 (libvncclient 0.9.14 has no extended/UTF-8 clipboard): characters outside
+ * Latin-1 and invalid UTF-8 become '?', and the text is cut at VNC_CLIPBOARD_MAX bytes. Only
+ * the latest text waits to be sent (the vnc thread sends it before queued input). */
+void vnc_send_clipboard(struct vnc *v, const char *utf8);
 /* True once the server acknowledged QEMU extended key events. */
 bool vnc_extended_keys(struct vnc *v);
 

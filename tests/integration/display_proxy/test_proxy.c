@@ -18,7 +18,10 @@
  *  - key events (plain and QEMU extended) reach QEMU's PS/2 keyboard (QEMU trace log);
  *  - an upstream that answers the handshake and then sends garbage ends the proxy with a
  *    reason and the status screen; one that sends garbage or an absurd size during the
- *    handshake makes proxy_attach_upstream fail; neither crashes.
+ *    handshake makes proxy_attach_upstream fail; neither crashes;
+ *  - the clipboard (cut text) both ways with a scripted VM: plain clients (Latin-1),
+ *    extended-clipboard clients (UTF-8, as TigerVNC sends it), text copied before the VM
+ *    is attached, nothing for view-only; and QEMU keeps working after a ClientCutText.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -309,6 +312,8 @@ struct user {
     rfbClient *c;
     int updates;
     int cursor_w, cursor_h; /* last pointer shape received */
+    char *cut;              /* the last ServerCutText (malloc'd), cut_len bytes */
+    int cut_len, cuts;
 };
 
 static int user_tag;
@@ -329,6 +334,17 @@ static void on_cursor_shape(rfbClient *c, int xhot, int yhot, int w, int h, int 
     free(c->rcSource);
     free(c->rcMask);
     c->rcSource = c->rcMask = NULL;
+}
+
+static void on_cut_text(rfbClient *c, const char *text, int len)
+{
+    struct user *u = rfbClientGetClientData(c, &user_tag);
+    free(u->cut);
+    u->cut = malloc((size_t)len + 1);
+    assert_non_null(u->cut);
+    memcpy(u->cut, text, (size_t)len);
+    u->cut_len = len;
+    u->cuts++;
 }
 
 static void user_start(struct user *u, int proxy_fd, const char *encodings, bool jpeg)
@@ -355,6 +371,7 @@ static void user_start(struct user *u, int proxy_fd, const char *encodings, bool
     c->canHandleNewFBSize = TRUE;
     c->readTimeout = 10;
     c->FinishedFrameBufferUpdate = on_finished;
+    c->GotXCutText = on_cut_text;
     rfbClientSetClientData(c, &user_tag, u);
     assert_true(rfbInitClient(c, NULL, NULL));
     u->c = c;
@@ -376,6 +393,8 @@ static void user_stop(struct user *u)
     pthread_join(u->relay.thread, NULL);
     safe_close(u->relay.outer);
     safe_close(u->relay.stop_fd);
+    free(u->cut);
+    u->cut = NULL;
 }
 
 /* Processes server messages for up to ms; returns false when the connection failed. */
@@ -643,7 +662,93 @@ struct fake_vm {
     int again_fd; /* eventfd: serve the gradient again, inverted (fake_vm_send_inverted) */
     bool saw_eof; /* atomic: the proxy closed the connection */
     pthread_t thread;
+    /* Clipboard (picture mode): fake_vm_send_cut() sends cut_text as ServerCutText; the
+     * proxy's messages are parsed and its last ClientCutText kept (under cut_lock). */
+    const char *cut_text;
+    int cut_fd;
+    pthread_mutex_t cut_lock;
+    char *client_cut;
+    size_t client_cut_len;
+    unsigned client_cuts;
+    uint8_t *in; /* unparsed bytes from the proxy (fake VM thread only) */
+    size_t in_len;
+    bool parse_error;
 };
+
+static uint32_t be32(const uint8_t *b);
+
+/* Length of the client message at b[0..len), 0 when incomplete, -1 when unknown. */
+static long client_message_size(const uint8_t *b, size_t len)
+{
+    switch (b[0]) {
+    case 0: /* SetPixelFormat */
+        return 20;
+    case 2: /* SetEncodings */
+        return len < 4 ? 0 : 4 + 4 * (long)(b[2] << 8 | b[3]);
+    case 3: /* FramebufferUpdateRequest */
+        return 10;
+    case 4: /* KeyEvent */
+        return 8;
+    case 5: /* PointerEvent */
+        return 6;
+    case 6: /* ClientCutText */
+        return len < 8 ? 0 : 8 + (long)be32(b + 4);
+    case 255: /* QEMU: only the extended key event (subtype 0) */
+        return len < 2 ? 0 : b[1] == 0 ? 12 : -1;
+    default:
+        return -1;
+    }
+}
+
+/* Appends what the proxy sent and takes every complete message out. */
+static void fake_vm_feed(struct fake_vm *f, const void *data, size_t n)
+{
+    uint8_t *in = realloc(f->in, f->in_len + n);
+    if (!in) {
+        f->parse_error = true;
+        return;
+    }
+    f->in = in;
+    memcpy(f->in + f->in_len, data, n);
+    f->in_len += n;
+    size_t at = 0;
+    while (!f->parse_error && at < f->in_len) {
+        long size = client_message_size(f->in + at, f->in_len - at);
+        if (size < 0) {
+            f->parse_error = true;
+            break;
+        }
+        if (size == 0 || (size_t)size > f->in_len - at)
+            break;
+        if (f->in[at] == 6) {
+            size_t len = (size_t)size - 8;
+            char *text = malloc(len + 1);
+            if (text) {
+                memcpy(text, f->in + at + 8, len);
+                text[len] = 0;
+                pthread_mutex_lock(&f->cut_lock);
+                free(f->client_cut);
+                f->client_cut = text;
+                f->client_cut_len = len;
+                f->client_cuts++;
+                pthread_mutex_unlock(&f->cut_lock);
+            }
+        }
+        at += (size_t)size;
+    }
+    memmove(f->in, f->in + at, f->in_len - at);
+    f->in_len -= at;
+}
+
+static void fake_vm_send_cut_text(struct fake_vm *f)
+{
+    size_t len = strlen(f->cut_text);
+    uint8_t hdr[8] = {
+        3, 0, 0, 0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
+    uint64_t deadline = now_ms() + 5000;
+    (void)fd_write_full(f->fd, hdr, sizeof(hdr), deadline);
+    (void)fd_write_full(f->fd, f->cut_text, len, deadline);
+}
 
 /* The gradient, or its inverse, as one full-screen Raw FramebufferUpdate. */
 static void fake_vm_send_picture(struct fake_vm *f, bool inverted, uint64_t deadline)
@@ -714,7 +819,9 @@ static void *fake_vm_thread(void *arg)
 
     /* Let the proxy send its SetPixelFormat/SetEncodings/update request. */
     usleep(200 * 1000);
-    (void)!read(f->fd, buf, sizeof(buf));
+    ssize_t k = read(f->fd, buf, sizeof(buf));
+    if (f->picture && k > 0)
+        fake_vm_feed(f, buf, (size_t)k);
 
     if (f->picture) {
         fake_vm_send_picture(f, false, deadline);
@@ -726,18 +833,28 @@ static void *fake_vm_thread(void *arg)
         memset(cur + 16 + 8 * 10 * 4, 0xf0, 10);
         (void)fd_write_full(f->fd, cur, sizeof(cur), deadline);
         for (;;) {
-            struct pollfd fds[2] = {{.fd = f->fd, .events = POLLIN},
-                                    {.fd = f->again_fd, .events = POLLIN}};
-            if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            struct pollfd fds[3] = {{.fd = f->fd, .events = POLLIN},
+                                    {.fd = f->again_fd, .events = POLLIN},
+                                    {.fd = f->cut_fd, .events = POLLIN}};
+            if (poll(fds, 3, -1) < 0 && errno != EINTR)
                 return NULL;
             if (fds[1].revents) {
                 uint64_t v;
                 (void)!read(f->again_fd, &v, sizeof(v));
                 fake_vm_send_picture(f, true, now_ms() + 10000);
             }
-            if (fds[0].revents && read(f->fd, buf, sizeof(buf)) <= 0) {
-                __atomic_store_n(&f->saw_eof, true, __ATOMIC_RELEASE);
-                return NULL;
+            if (fds[2].revents) {
+                uint64_t v;
+                (void)!read(f->cut_fd, &v, sizeof(v));
+                fake_vm_send_cut_text(f);
+            }
+            if (fds[0].revents) {
+                k = read(f->fd, buf, sizeof(buf));
+                if (k <= 0) {
+                    __atomic_store_n(&f->saw_eof, true, __ATOMIC_RELEASE);
+                    return NULL;
+                }
+                fake_vm_feed(f, buf, (size_t)k);
             }
         }
     }
@@ -761,7 +878,24 @@ static void fake_vm_start(struct fake_vm *f, int *proxy_side)
     *proxy_side = sv[1];
     f->again_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     assert_true(f->again_fd >= 0);
+    f->cut_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(f->cut_fd >= 0);
+    pthread_mutex_init(&f->cut_lock, NULL);
     assert_int_equal(pthread_create(&f->thread, NULL, fake_vm_thread, f), 0);
+}
+
+static void fake_vm_send_cut(struct fake_vm *f)
+{
+    uint64_t one = 1;
+    assert_int_equal(write(f->cut_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+}
+
+static unsigned fake_vm_cuts(struct fake_vm *f)
+{
+    pthread_mutex_lock(&f->cut_lock);
+    unsigned n = f->client_cuts;
+    pthread_mutex_unlock(&f->cut_lock);
+    return n;
 }
 
 static void fake_vm_send_inverted(struct fake_vm *f)
@@ -776,6 +910,10 @@ static void fake_vm_stop(struct fake_vm *f)
     pthread_join(f->thread, NULL);
     safe_close(f->fd);
     safe_close(f->again_fd);
+    safe_close(f->cut_fd);
+    pthread_mutex_destroy(&f->cut_lock);
+    free(f->client_cut);
+    free(f->in);
 }
 
 static void test_garbage_after_handshake(void **state)
@@ -987,8 +1125,12 @@ static void test_view_only(void **state)
     assert_true(proxy_last_input_ms(p) == 0);
     assert_false(fd_readable(proxy_input_fd(p), 0));
 
-    /* Not view-only any more: the same keys arrive, count, and wake the input fd. */
+    /* Not view-only any more: the same keys arrive, count, and wake the input fd. A
+     * ClientCutText goes to QEMU first (it takes plain cut text; without a qemu-vdagent
+     * it has no guest to give it to), and must not disturb the connection. */
     proxy_set_view_only(p, false);
+    char for_qemu[] = "clipboard for QEMU";
+    assert_true(SendClientCutText(u.c, for_qemu, (int)strlen(for_qemu)));
     uint64_t t0 = now_ms();
     assert_true(SendKeyEvent(u.c, XK_b, TRUE));
     assert_true(SendKeyEvent(u.c, XK_b, FALSE));
@@ -998,8 +1140,167 @@ static void test_view_only(void **state)
     assert_true(count_trace_key_events() >= before + 2);
     assert_true(proxy_last_input_ms(p) >= t0);
     assert_true(fd_readable(proxy_input_fd(p), 0));
+    assert_false(event_fd_fired(p, 0));
 
     user_stop(&u);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+/* ------------------------------------------------------------- clipboard */
+
+static bool wait_vm_cuts(struct user *u, struct fake_vm *f, unsigned n)
+{
+    uint64_t deadline = now_ms() + 5000;
+    while (fake_vm_cuts(f) < n && now_ms() < deadline)
+        if (u)
+            assert_true(user_pump(u, 20));
+        else
+            usleep(20 * 1000);
+    return fake_vm_cuts(f) >= n;
+}
+
+static void expect_vm_cut(struct fake_vm *f, const char *want)
+{
+    pthread_mutex_lock(&f->cut_lock);
+    assert_int_equal(f->client_cut_len, strlen(want));
+    assert_memory_equal(f->client_cut, want, strlen(want));
+    pthread_mutex_unlock(&f->cut_lock);
+}
+
+/* Cut text both ways between a plain (Latin-1) client and a scripted VM. */
+static void test_clipboard(void **state)
+{
+    (void)state;
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "raw", false);
+    expect_status_screen(&u, 0);
+
+    /* Copied before the VM's display is attached: sent to it once it is. */
+    char early[] = "copied before the desktop started";
+    assert_true(SendClientCutText(u.c, early, (int)strlen(early)));
+    assert_true(user_pump(&u, 200));
+    static const char vm_text[] = "from the VM: caf\xe9 \xbd";
+    struct fake_vm f = {.width = 320, .height = 200, .picture = true, .cut_text = vm_text};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    assert_true(wait_vm_cuts(&u, &f, 1));
+    expect_vm_cut(&f, early);
+
+    /* Client -> VM: Latin-1 bytes unchanged. */
+    char text[] = "na\xefve \xbd\nline 2";
+    assert_true(SendClientCutText(u.c, text, (int)strlen(text)));
+    assert_true(wait_vm_cuts(&u, &f, 2));
+    expect_vm_cut(&f, text);
+
+    /* VM -> client. */
+    fake_vm_send_cut(&f);
+    uint64_t deadline = now_ms() + 5000;
+    while (u.cuts < 1 && now_ms() < deadline)
+        assert_true(user_pump(&u, 20));
+    assert_int_equal(u.cuts, 1);
+    assert_int_equal(u.cut_len, (int)strlen(vm_text));
+    assert_memory_equal(u.cut, vm_text, strlen(vm_text));
+
+    /* View-only (a shadowing admin): neither the watcher's clipboard reaches the VM nor
+     * the VM's the watcher. Cut text never counts as input. */
+    proxy_set_view_only(p, true);
+    char secret[] = "secret";
+    assert_true(SendClientCutText(u.c, secret, (int)strlen(secret)));
+    fake_vm_send_cut(&f);
+    assert_true(user_pump(&u, 700));
+    assert_int_equal(fake_vm_cuts(&f), 2);
+    assert_int_equal(u.cuts, 1);
+    assert_true(proxy_last_input_ms(p) == 0);
+    assert_false(f.parse_error);
+    assert_false(event_fd_fired(p, 0));
+
+    user_stop(&u);
+    fake_vm_stop(&f);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+/* vdi-client sends its clipboard as soon as the session starts, before the broker's
+ * DESKTOP_READY says the connection is view-only: that text must not reach the VM. */
+static void test_clipboard_view_only_set_late(void **state)
+{
+    (void)state;
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "raw", false);
+    expect_status_screen(&u, 0);
+    char text[] = "the admin's clipboard";
+    assert_true(SendClientCutText(u.c, text, (int)strlen(text)));
+    assert_true(user_pump(&u, 300));
+    proxy_set_view_only(p, true);
+    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    assert_true(user_pump(&u, 1000));
+    assert_int_equal(fake_vm_cuts(&f), 0);
+    assert_false(f.parse_error);
+
+    user_stop(&u);
+    fake_vm_stop(&f);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
+/* A client with the extended clipboard (TigerVNC, noVNC) sends UTF-8: the VM gets Latin-1,
+ * '?' for what Latin-1 lacks. libvncclient 0.9.14 has no extended clipboard, so the test
+ * writes the messages itself (and stops reading: it could not parse the server's extended
+ * Caps message). */
+static void test_clipboard_extended_client(void **state)
+{
+    (void)state;
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "raw", false);
+    expect_status_screen(&u, 0);
+    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+
+    /* SetEncodings: Raw and the extended clipboard pseudo-encoding (0xC0A1E5CE). */
+    static const uint8_t se[] = {2, 0, 0, 2, 0, 0, 0, 0, 0xc0, 0xa1, 0xe5, 0xce};
+    assert_true(WriteToRFBServer(u.c, (const char *)se, sizeof(se)));
+
+    /* Provide, text: a zlib stream (one stored block, not final, like TigerVNC's
+     * sync-flushed stream) holding the text's size (big-endian, with its NUL) and text. */
+    static const char utf8[] = "na\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80!";
+    uint32_t tlen = sizeof(utf8); /* with the NUL */
+    size_t plen = 4 + tlen, zlen = 2 + 5 + plen;
+    uint8_t msg[12 + 2 + 5 + 4 + sizeof(utf8)];
+    assert_int_equal(sizeof(msg), 12 + zlen);
+    uint32_t neg = (uint32_t)0 - (uint32_t)(4 + zlen);
+    uint8_t *m = msg;
+    *m++ = 6, *m++ = 0, *m++ = 0, *m++ = 0;
+    *m++ = (uint8_t)(neg >> 24), *m++ = (uint8_t)(neg >> 16), *m++ = (uint8_t)(neg >> 8);
+    *m++ = (uint8_t)neg;
+    *m++ = 0x10, *m++ = 0, *m++ = 0, *m++ = 0x01; /* Provide | Text */
+    *m++ = 0x78, *m++ = 0x01;                     /* zlib header */
+    *m++ = 0x00;                                  /* stored block, not the last */
+    *m++ = (uint8_t)plen, *m++ = (uint8_t)(plen >> 8);
+    *m++ = (uint8_t)~plen, *m++ = (uint8_t)(~plen >> 8);
+    *m++ = (uint8_t)(tlen >> 24), *m++ = (uint8_t)(tlen >> 16), *m++ = (uint8_t)(tlen >> 8);
+    *m++ = (uint8_t)tlen;
+    memcpy(m, utf8, tlen);
+    assert_true(WriteToRFBServer(u.c, (const char *)msg, sizeof(msg)));
+
+    assert_true(wait_vm_cuts(NULL, &f, 1));
+    expect_vm_cut(&f, "na\xefve ? ?!");
+    assert_false(event_fd_fired(p, 0));
+
+    user_stop(&u);
+    fake_vm_stop(&f);
     assert_true(event_fd_fired(p, 5000));
     proxy_free(p);
     safe_close(client_fd);
@@ -1283,6 +1584,9 @@ int main(void)
         cmocka_unit_test(test_view_only),
         cmocka_unit_test(test_notice_banner),
         cmocka_unit_test(test_close_desktop),
+        cmocka_unit_test(test_clipboard),
+        cmocka_unit_test(test_clipboard_view_only_set_late),
+        cmocka_unit_test(test_clipboard_extended_client),
     };
     int fds_before = count_open_fds();
     int r = cmocka_run_group_tests(tests, group_setup, group_teardown);

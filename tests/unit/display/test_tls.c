@@ -427,6 +427,7 @@ static void test_relay_both_ways(void **state)
     /* Local side closes: the relay ends cleanly, the client then sees close_notify. */
     close(local);
     assert_int_equal(relay_join(&r), 0);
+    assert_true(r.stats.local_closed);
     assert_int_equal(r.stats.bytes_from_tls, 4 + BULK);
     assert_int_equal(r.stats.bytes_to_tls, 5 + BULK);
     tls_conn_free(s);
@@ -456,6 +457,48 @@ static void test_relay_ends_when_client_closes(void **state)
     tls_conn_free(s);
 }
 
+/* How the peer ended the TLS connection decides the result, as vdi-client needs it: a
+ * deliberate close (close_notify, what tls_conn_free() sends) is 0, a TCP end under the
+ * session (the peer process died, the network dropped) is -ECONNRESET. Either way the
+ * bytes sent before still reach the local side, then end-of-stream. The relay runs on the
+ * client's connection here, as in vdi-client. */
+static void relay_peer_ends(bool close_notify)
+{
+    struct tls_conn *c, *s;
+    struct relay_run r;
+    int local;
+    connected_pair(&c, &s);
+    relay_start(&r, c, -1, 5000, &local);
+
+    assert_int_equal(tls_conn_write_full(s, "bye now", 7, now_ms() + 2000), 0);
+    if (close_notify)
+        tls_conn_free(TAKE_PTR(s));
+    else
+        assert_int_equal(shutdown(tls_conn_fd(s), SHUT_RDWR), 0); /* a FIN, no alert */
+    assert_int_equal(relay_join(&r), close_notify ? 0 : -ECONNRESET);
+    char buf[8] = {0};
+    assert_int_equal(fd_read_full(local, buf, 7, now_ms() + 2000), 0);
+    assert_string_equal(buf, "bye now");
+    assert_int_equal(fd_read_full(local, buf, 1, now_ms() + 2000), -EPIPE);
+    assert_int_equal(r.stats.bytes_from_tls, 7);
+    assert_false(r.stats.local_closed);
+    close(local);
+    tls_conn_free(s);
+    tls_conn_free(c);
+}
+
+static void test_relay_peer_close_notify(void **state)
+{
+    (void)state;
+    relay_peer_ends(true);
+}
+
+static void test_relay_peer_drops(void **state)
+{
+    (void)state;
+    relay_peer_ends(false);
+}
+
 static void test_relay_stop_fd(void **state)
 {
     (void)state;
@@ -468,6 +511,7 @@ static void test_relay_stop_fd(void **state)
     usleep(100 * 1000);
     assert_int_equal(eventfd_write(stop, 1), 0);
     assert_int_equal(relay_join(&r), 0);
+    assert_false(r.stats.local_closed);
     assert_true(r.cpu_ms < 50); /* idle relay: no spinning */
     close(local);
     close(stop);
@@ -624,6 +668,8 @@ int main(void)
         cmocka_unit_test(test_read_timeout),
         cmocka_unit_test(test_relay_both_ways),
         cmocka_unit_test(test_relay_ends_when_client_closes),
+        cmocka_unit_test(test_relay_peer_close_notify),
+        cmocka_unit_test(test_relay_peer_drops),
         cmocka_unit_test(test_relay_stop_fd),
         cmocka_unit_test(test_relay_stalled_client),
         cmocka_unit_test(test_relay_stalled_local),

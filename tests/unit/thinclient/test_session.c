@@ -1,8 +1,10 @@
 /* The path after authentication without TLS or a display: a scripted RFB server, the
  * handoff (thinclient/handoff.c) plus a plain byte pump standing in for tls_relay_run, and
  * the real libvncclient inside thinclient/vnc.c. Checks the SetEncodings rewrite, the
- * first-frame screenshot, QEMU extended key events and desktop resizes. */
+ * first-frame screenshot, QEMU extended key events, desktop resizes and the clipboard both
+ * ways. */
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -65,7 +67,15 @@ struct script_data {
     bool got_key;
     int32_t encodings[64];
     size_t n_encodings;
+    const char *cut_text; /* after the first frame: a ServerCutText with these bytes */
+    size_t cut_text_len;
+    uint32_t cut_text_lie; /* != 0: announce this length instead, send no text */
+    uint8_t *client_cut;   /* the last ClientCutText received (malloc'd) */
+    size_t client_cut_len;
+    unsigned client_cuts;
 };
+
+#define CLIENT_CUT_MAX (2 * 1024 * 1024) /* what the script accepts */
 
 static uint32_t pixel(int x, int y)
 {
@@ -89,6 +99,26 @@ static int read_client_message(struct fake_server *fs, uint8_t *out12)
         return fs_read(fs, buf, 7) ? 4 : -1;
     case 5:
         return fs_read(fs, buf, 5) ? 5 : -1;
+    case 6: {
+        struct script_data *d = fs->data;
+        if (!fs_read(fs, buf, 7))
+            return -1;
+        uint32_t len = rfb_get_u32(buf + 3);
+        if (len > CLIENT_CUT_MAX) {
+            fs_fail(fs, "ClientCutText too long");
+            return -1;
+        }
+        uint8_t *text = malloc(len ? len : 1);
+        if (!text || !fs_read(fs, text, len)) {
+            free(text);
+            return -1;
+        }
+        free(d->client_cut);
+        d->client_cut = text;
+        d->client_cut_len = len;
+        __atomic_fetch_add(&d->client_cuts, 1, __ATOMIC_RELEASE);
+        return 6;
+    }
     case 255:
         if (!fs_read(fs, buf, 11))
             return -1;
@@ -178,6 +208,13 @@ static void script_server(struct fake_server *fs)
         fs_write(fs, hdr, 4);
         send_rect_header(fs, 0, 0, 32, 16, RFB_ENCODING_DESKTOP_SIZE);
     }
+    if (d->cut_text || d->cut_text_lie) {
+        uint8_t hdr[8] = {3, 0, 0, 0};
+        rfb_put_u32(hdr + 4, d->cut_text_lie ? d->cut_text_lie : (uint32_t)d->cut_text_len);
+        fs_write(fs, hdr, sizeof(hdr));
+        if (!d->cut_text_lie)
+            fs_write(fs, d->cut_text, d->cut_text_len);
+    }
     /* Serve until the client goes away; note a QEMU key event. */
     for (;;) {
         int t = read_client_message(fs, m);
@@ -195,12 +232,30 @@ struct session {
     struct fake_server fs;
     struct pump pump;
     struct vnc *vnc;
+    pthread_mutex_t clip_lock; /* on_clipboard runs on the vnc thread */
+    char *clipboard;           /* the last text from on_clipboard */
+    unsigned clipboards;
 };
+
+static void on_clipboard(void *userdata, const char *utf8)
+{
+    struct session *s = userdata;
+    char *copy = strdup(utf8);
+    assert_non_null(copy);
+    pthread_mutex_lock(&s->clip_lock);
+    free(s->clipboard);
+    s->clipboard = copy;
+    s->clipboards++;
+    pthread_mutex_unlock(&s->clip_lock);
+}
 
 static void session_start_timeout(struct session *s, struct script_data *d, const char *screenshot,
                                   int timeout_ms)
 {
     int sv[2];
+    pthread_mutex_init(&s->clip_lock, NULL);
+    s->clipboard = NULL;
+    s->clipboards = 0;
     fake_server_start(&s->fs, script_server, d);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     s->pump = (struct pump){.local_fd = sv[0], .upstream_fd = s->fs.peer_fd};
@@ -209,7 +264,9 @@ static void session_start_timeout(struct session *s, struct script_data *d, cons
                            .quality = 7,
                            .compress = 2,
                            .screenshot_path = screenshot,
-                           .screenshot_timeout_ms = timeout_ms};
+                           .screenshot_timeout_ms = timeout_ms,
+                           .on_clipboard = on_clipboard,
+                           .userdata = s};
     assert_int_equal(vnc_start(&p, &s->vnc), 0);
 }
 
@@ -218,16 +275,24 @@ static void session_start(struct session *s, struct script_data *d, const char *
     session_start_timeout(s, d, screenshot, 0);
 }
 
-static enum vnc_end session_stop(struct session *s)
+static enum vnc_end session_stop_detail(struct session *s, char *detail, size_t size)
 {
     shutdown(s->pump.local_fd, SHUT_RDWR);
-    enum vnc_end end = vnc_stop(s->vnc, NULL, 0);
+    enum vnc_end end = vnc_stop(s->vnc, detail, size);
     shutdown(s->fs.peer_fd, SHUT_RDWR);
     pthread_join(s->pump.thread, NULL);
     close(s->pump.local_fd);
     vnc_free(s->vnc);
     fake_server_join(&s->fs);
+    free(s->clipboard);
+    s->clipboard = NULL;
+    pthread_mutex_destroy(&s->clip_lock);
     return end;
+}
+
+static enum vnc_end session_stop(struct session *s)
+{
+    return session_stop_detail(s, NULL, 0);
 }
 
 static bool wait_for(bool (*cond)(struct session *), struct session *s, int ms)
@@ -364,6 +429,98 @@ static void test_oversize_desktop_name(void **state)
     assert_int_equal(s.pump.handoff_error, -EPROTO);
 }
 
+static bool got_clipboard(struct session *s)
+{
+    pthread_mutex_lock(&s->clip_lock);
+    bool r = s->clipboards > 0;
+    pthread_mutex_unlock(&s->clip_lock);
+    return r;
+}
+
+/* ServerCutText is Latin-1 on the wire; on_clipboard gets UTF-8. */
+static void test_clipboard_from_server(void **state)
+{
+    (void)state;
+    static const char latin1[] = "caf\xe9 \xbd\nline 2 \xff";
+    struct script_data d = {.name_len = 12, .cut_text = latin1, .cut_text_len = strlen(latin1)};
+    struct session s;
+    session_start(&s, &d, NULL);
+    assert_true(wait_for(got_clipboard, &s, 5000));
+    pthread_mutex_lock(&s.clip_lock);
+    assert_string_equal(s.clipboard, "caf\xc3\xa9 \xc2\xbd\nline 2 \xc3\xbf");
+    assert_int_equal(s.clipboards, 1);
+    pthread_mutex_unlock(&s.clip_lock);
+    assert_false(vnc_ended(s.vnc));
+    session_stop(&s);
+}
+
+static bool server_got_cut(struct session *s)
+{
+    struct script_data *d = s->fs.data;
+    return __atomic_load_n(&d->client_cuts, __ATOMIC_ACQUIRE) > 0;
+}
+
+/* vnc_send_clipboard: a ClientCutText with Latin-1 bytes ('?' beyond Latin-1, invalid
+ * UTF-8 too; CR LF as LF). */
+static void test_clipboard_to_server(void **state)
+{
+    (void)state;
+    struct script_data d = {.name_len = 12};
+    struct session s;
+    session_start(&s, &d, NULL);
+    vnc_send_clipboard(s.vnc, "na\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80 x\xffy\r\nline2");
+    assert_true(wait_for(server_got_cut, &s, 5000));
+    usleep(100 * 1000);
+    assert_false(vnc_ended(s.vnc));
+    session_stop(&s);
+    static const char want[] = "na\xefve ? ? x?y\nline2";
+    assert_int_equal(d.client_cuts, 1);
+    assert_int_equal(d.client_cut_len, strlen(want));
+    assert_memory_equal(d.client_cut, want, strlen(want));
+    free(d.client_cut);
+}
+
+/* Text beyond VNC_CLIPBOARD_MAX is cut there. */
+static void test_clipboard_to_server_capped(void **state)
+{
+    (void)state;
+    size_t n = VNC_CLIPBOARD_MAX + VNC_CLIPBOARD_MAX / 2;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    big[n] = 0;
+    struct script_data d = {.name_len = 12};
+    struct session s;
+    session_start(&s, &d, NULL);
+    vnc_send_clipboard(s.vnc, big);
+    assert_true(wait_for(server_got_cut, &s, 5000));
+    assert_false(vnc_ended(s.vnc));
+    session_stop(&s);
+    assert_int_equal(d.client_cut_len, VNC_CLIPBOARD_MAX);
+    assert_memory_equal(d.client_cut, big, VNC_CLIPBOARD_MAX);
+    free(d.client_cut);
+    free(big);
+}
+
+/* A ServerCutText announcing almost 4 GiB: libvncclient refuses the length before it
+ * allocates or reads anything (it would otherwise wait here for the bytes until its 60 s
+ * read timeout), and the session ends. */
+static void test_clipboard_oversize_from_server(void **state)
+{
+    (void)state;
+    struct script_data d = {.name_len = 12, .cut_text_lie = 0xfffffff0u};
+    struct session s;
+    session_start(&s, &d, NULL);
+    uint64_t t0 = now_ms();
+    assert_true(wait_for(ended, &s, 5000));
+    assert_true(now_ms() - t0 < 5000);
+    char detail[256];
+    assert_int_equal(session_stop_detail(&s, detail, sizeof(detail)), VNC_END_CLOSED);
+    assert_non_null(strstr(detail, "too big cut text"));
+    assert_int_equal(s.clipboards, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +529,10 @@ int main(void)
         cmocka_unit_test(test_desktop_resize),
         cmocka_unit_test(test_incomplete_frame_times_out),
         cmocka_unit_test(test_oversize_desktop_name),
+        cmocka_unit_test(test_clipboard_from_server),
+        cmocka_unit_test(test_clipboard_to_server),
+        cmocka_unit_test(test_clipboard_to_server_capped),
+        cmocka_unit_test(test_clipboard_oversize_from_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
