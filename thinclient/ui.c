@@ -74,6 +74,9 @@ int ui_new(const struct ui_options *o, struct ui **ret)
     SDL_SetHint(SDL_HINT_RENDER_SCALE_QUALITY, "linear");
     /* Kiosk: window-manager and system shortcuts (Alt+Tab, Super) go to the desktop, not to
      * the host; no screensaver on a device whose only job is this window. */
+    /* A window close arrives as SDL_WINDOWEVENT_CLOSE, which each screen decides on (a
+     * kiosk ignores it); SDL_QUIT then only means SIGINT/SIGTERM. */
+    SDL_SetHint(SDL_HINT_QUIT_ON_LAST_WINDOW_CLOSE, "0");
     if (o->kiosk) {
         SDL_SetHint(SDL_HINT_GRAB_KEYBOARD, "1");
         SDL_SetHint(SDL_HINT_VIDEO_MINIMIZE_ON_FOCUS_LOSS, "0");

@@ -48,10 +48,6 @@ int viewer_new(struct ui *ui, struct viewer **ret)
     w->ui = ui;
     atomic_init(&w->frame_pending, false);
     input_keyboard_init(&w->keyboard);
-    /* Kiosk: closing the (only) window must not end the program; by default SDL turns
-     * that close into SDL_QUIT, which we keep for SIGINT/SIGTERM. */
-    if (ui_kiosk(ui))
-        SDL_SetHint(SDL_HINT_QUIT_ON_LAST_WINDOW_CLOSE, "0");
     *ret = w;
     return 0;
 }
