@@ -115,6 +115,9 @@ find_window() {
 focus() {
     find_window
     xdotool windowfocus --sync "$client_window" 2>/dev/null || xdotool windowfocus "$client_window"
+    # SDL resets its keyboard state on focus-in: keys typed in that moment can be lost
+    # (seen with the kiosk's keyboard grab).
+    sleep 0.5
 }
 # window_size: WIDTHxHEIGHT of the client's window.
 window_size() {
