@@ -66,7 +66,7 @@ struct app {
     char broker[SCREEN_FIELD_MAX + 1];
     char *host;
     int port;
-    char user[SCREEN_FIELD_MAX + 1]; /* as typed: "alice" or "alice@eng" */
+    char user[SCREEN_FIELD_MAX + 1];   /* as typed: "alice" or "alice@eng" */
     char pool[POOL_LIST_NAME_MAX + 1]; /* chosen in the chooser this time, else "" */
     bool using_remembered_pool;
     /* What was sent: user, user@pool, user@? (longer than PROTO_MAX_USERNAME: the
@@ -169,8 +169,8 @@ static int start_attempt(struct app *a)
         pin_ptr = pin;
     } else if (!a->o->ca_file) {
         /* Trust on first use: the accepted fingerprint, or learn the server's. */
-        int r = a->known_brokers ? known_brokers_lookup(a->known_brokers, a->host, a->port, pin)
-                                 : 0;
+        int r =
+            a->known_brokers ? known_brokers_lookup(a->known_brokers, a->host, a->port, pin) : 0;
         if (r < 0)
             log_warning("Cannot read %s: %s", a->known_brokers, strerror(-r));
         pin_ptr = r > 0 ? pin : learn_only;
@@ -232,8 +232,8 @@ static void show_trust(struct app *a, const struct connect_job *j, bool mismatch
         tls_fingerprint_format(known, a->trust.known_fingerprint);
         snprintf(a->trust.known_brokers_path, sizeof(a->trust.known_brokers_path), "%s",
                  a->known_brokers ? a->known_brokers : "");
-        log_error("REFUSED host=%s port=%d: the certificate changed (accepted %s, now %s)",
-                  a->host, a->port, a->trust.known_fingerprint, a->trust.fingerprint);
+        log_error("REFUSED host=%s port=%d: the certificate changed (accepted %s, now %s)", a->host,
+                  a->port, a->trust.known_fingerprint, a->trust.fingerprint);
     }
     a->screen = APP_TRUST;
     a->redraw = true;
@@ -248,8 +248,8 @@ static void on_untrusted(struct app *a, const struct connect_job *j)
         tls_fingerprint_format(j->peer_sha256, fp);
     if (!a->o->ca_file && !a->o->fingerprint && j->have_peer_sha256) {
         uint8_t known[TLS_SHA256_SIZE];
-        int r = a->known_brokers ? known_brokers_lookup(a->known_brokers, a->host, a->port, known)
-                                 : 0;
+        int r =
+            a->known_brokers ? known_brokers_lookup(a->known_brokers, a->host, a->port, known) : 0;
         if (j->learn_only && r <= 0) {
             show_trust(a, j, false, NULL);
             return;
@@ -260,8 +260,8 @@ static void on_untrusted(struct app *a, const struct connect_job *j)
         }
     }
     char msg[SCREEN_MESSAGE_MAX];
-    snprintf(msg, sizeof(msg), "The server's certificate is not trusted: %s.%s%s",
-             j->status.detail, fp[0] ? " Its SHA-256 fingerprint is " : "", fp);
+    snprintf(msg, sizeof(msg), "The server's certificate is not trusted: %s.%s%s", j->status.detail,
+             fp[0] ? " Its SHA-256 fingerprint is " : "", fp);
     log_error("%s", msg);
     show_login(a, true, msg);
 }
@@ -361,7 +361,8 @@ static void on_connect_done(struct app *a, struct connect_job *j)
             schedule_reconnect(a, msg);
             break;
         }
-        if (reconnecting && j->result == -ECONNREFUSED && j->status.phase == HANDSHAKE_PHASE_CONNECT) {
+        if (reconnecting && j->result == -ECONNREFUSED &&
+            j->status.phase == HANDSHAKE_PHASE_CONNECT) {
             schedule_reconnect(a, msg);
             break;
         }
@@ -497,9 +498,9 @@ static void on_key_screen_event(struct app *a, const SDL_Event *e)
         }
         break;
     case APP_ENDED:
-        if ((e->type == SDL_KEYDOWN && (e->key.keysym.sym == SDLK_RETURN ||
-                                        e->key.keysym.sym == SDLK_KP_ENTER ||
-                                        e->key.keysym.sym == SDLK_ESCAPE)) ||
+        if ((e->type == SDL_KEYDOWN &&
+             (e->key.keysym.sym == SDLK_RETURN || e->key.keysym.sym == SDLK_KP_ENTER ||
+              e->key.keysym.sym == SDLK_ESCAPE)) ||
             e->type == SDL_MOUSEBUTTONDOWN)
             show_login(a, false, "");
         break;
@@ -594,8 +595,8 @@ static void handle_event(struct app *a, const SDL_Event *e)
             a->redraw = true;
         return;
     case SDL_KEYDOWN:
-        if (!a->o->kiosk && e->key.keysym.sym == SDLK_RETURN &&
-            (e->key.keysym.mod & KMOD_CTRL) && (e->key.keysym.mod & KMOD_ALT)) {
+        if (!a->o->kiosk && e->key.keysym.sym == SDLK_RETURN && (e->key.keysym.mod & KMOD_CTRL) &&
+            (e->key.keysym.mod & KMOD_ALT)) {
             ui_set_fullscreen(a->ui, !ui_fullscreen(a->ui));
             return;
         }

@@ -127,7 +127,8 @@ enum desktop_end desktop_run(struct tls_conn *tls, const struct desktop_params *
         snprintf(message, message_size, "the server ended the session");
         return DESKTOP_END_CLOSED;
     }
-    snprintf(message, message_size, "protocol error: the server sent data the viewer cannot handle%s%s%s",
+    snprintf(message, message_size,
+             "protocol error: the server sent data the viewer cannot handle%s%s%s",
              detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
     return DESKTOP_END_PROTOCOL;
 }

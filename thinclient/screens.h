@@ -41,10 +41,10 @@ enum { LOGIN_FOCUS_CONNECT = LOGIN_N_FIELDS, LOGIN_FOCUS_QUIT };
 
 struct login_screen {
     struct text_field fields[LOGIN_N_FIELDS];
-    int focus; /* a field, or LOGIN_N_FIELDS + 0 = Connect, + 1 = Quit */
-    bool broker_locked; /* preset (kiosk): shown, not editable, skipped by Tab */
-    bool kiosk;         /* no Quit button */
-    bool busy;          /* connecting: fields read-only, Escape = SCREEN_CANCEL */
+    int focus;                        /* a field, or LOGIN_N_FIELDS + 0 = Connect, + 1 = Quit */
+    bool broker_locked;               /* preset (kiosk): shown, not editable, skipped by Tab */
+    bool kiosk;                       /* no Quit button */
+    bool busy;                        /* connecting: fields read-only, Escape = SCREEN_CANCEL */
     char message[SCREEN_MESSAGE_MAX]; /* under the form; "" for none */
     bool message_is_error;
     /* Filled by login_screen_draw, for clicks. */
@@ -74,7 +74,7 @@ struct chooser_screen {
     struct pool_choice pools[POOL_LIST_MAX];
     size_t n_pools;
     size_t selected;
-    size_t first_visible; /* scrolling */
+    size_t first_visible;              /* scrolling */
     SDL_Rect item_rect[POOL_LIST_MAX]; /* filled by draw; w 0 when not visible */
     SDL_Rect connect_rect, back_rect;
 };
@@ -84,10 +84,10 @@ void chooser_screen_draw(struct ui *u, struct chooser_screen *s);
 enum screen_action chooser_screen_event(struct chooser_screen *s, const SDL_Event *e);
 
 struct trust_screen {
-    char broker[SCREEN_FIELD_MAX + 1];    /* "HOST:PORT" */
-    char fingerprint[96];                 /* the server's, AB:CD:... */
-    bool mismatch;                        /* warning: differs from known_fingerprint */
-    char known_fingerprint[96];           /* mismatch: the accepted one */
+    char broker[SCREEN_FIELD_MAX + 1];             /* "HOST:PORT" */
+    char fingerprint[96];                          /* the server's, AB:CD:... */
+    bool mismatch;                                 /* warning: differs from known_fingerprint */
+    char known_fingerprint[96];                    /* mismatch: the accepted one */
     char known_brokers_path[SCREEN_FIELD_MAX + 1]; /* mismatch: where to remove the line */
     int focus; /* 0 = Cancel/Back (the default), 1 = Trust (first use only) */
     SDL_Rect trust_rect, cancel_rect;

@@ -57,8 +57,8 @@ static int open_fonts(struct ui *u, const char *path)
         const char *file = i == UI_FONT_TITLE ? bold : path;
         u->fonts[i] = TTF_OpenFont(file, font_points[i]);
         if (!u->fonts[i]) {
-            log_error("Cannot open the font %s: %s (install fonts-dejavu-core or set 'font')",
-                      file, TTF_GetError());
+            log_error("Cannot open the font %s: %s (install fonts-dejavu-core or set 'font')", file,
+                      TTF_GetError());
             return -ENOENT;
         }
     }
@@ -103,9 +103,9 @@ int ui_new(const struct ui_options *o, struct ui **ret)
     Uint32 flags = SDL_WINDOW_RESIZABLE;
     if (o->fullscreen || o->kiosk)
         flags |= SDL_WINDOW_FULLSCREEN_DESKTOP;
-    u->window = SDL_CreateWindow(o->title ? o->title : "vdi", SDL_WINDOWPOS_CENTERED,
-                                 SDL_WINDOWPOS_CENTERED, UI_DEFAULT_WIDTH, UI_DEFAULT_HEIGHT,
-                                 flags);
+    u->window =
+        SDL_CreateWindow(o->title ? o->title : "vdi", SDL_WINDOWPOS_CENTERED,
+                         SDL_WINDOWPOS_CENTERED, UI_DEFAULT_WIDTH, UI_DEFAULT_HEIGHT, flags);
     if (!u->window) {
         log_error("Cannot create the window: %s", SDL_GetError());
         goto fail;
@@ -258,8 +258,7 @@ static size_t utf8_step(const char *s)
 
 /* The longest prefix of text[0..len) that fits max_w: ends after a space when one is in
  * range, else as many whole characters as fit (at least one). */
-static size_t fitting_prefix(struct ui *u, enum ui_font f, const char *text, size_t len,
-                             int max_w)
+static size_t fitting_prefix(struct ui *u, enum ui_font f, const char *text, size_t len, int max_w)
 {
     char buf[1024];
     size_t best = 0, last_space = 0;
