@@ -355,14 +355,9 @@ static void on_connect_done(struct app *a, struct connect_job *j)
         char msg[SCREEN_MESSAGE_MAX];
         describe_failure(a, j, msg, sizeof(msg));
         int code = handshake_exit_code(j->result, j->status.phase);
-        /* While reconnecting, a server that is not there yet is expected: keep trying. */
-        if (reconnecting && (code == CLIENT_EXIT_UNREACHABLE || code == CLIENT_EXIT_LOST) &&
-            j->result != -ECONNREFUSED) {
-            schedule_reconnect(a, msg);
-            break;
-        }
-        if (reconnecting && j->result == -ECONNREFUSED &&
-            j->status.phase == HANDSHAKE_PHASE_CONNECT) {
+        /* While reconnecting, a server that is not there yet, or busy, or restarting
+         * (refused with a reason) is expected: keep trying. */
+        if (reconnecting && (code == CLIENT_EXIT_UNREACHABLE || code == CLIENT_EXIT_LOST)) {
             schedule_reconnect(a, msg);
             break;
         }
