@@ -38,6 +38,7 @@ struct viewer {
      * queue, in order, when it returns. */
     SDL_Event *deferred;
     size_t n_deferred, deferred_size;
+    bool render_again; /* the window was resized: draw once more after it settled */
 };
 
 int viewer_new(struct ui *ui, struct viewer **ret)
@@ -107,6 +108,10 @@ static int update_frame(struct viewer *w)
         w->fb_w = f.width;
         w->fb_h = f.height;
         ui_fit_window(w->ui, f.width, f.height); /* not when full screen or maximised */
+        /* A window resize can take effect after the next present (seen with Mesa on
+         * Xvfb: that frame went to the old-size buffer), and a still desktop sends no
+         * further updates: draw once more shortly after. */
+        w->render_again = true;
         f.dirty_x = f.dirty_y = 0;
         f.dirty_w = f.width;
         f.dirty_h = f.height;
@@ -330,7 +335,13 @@ int viewer_run(struct viewer *w, struct vnc *vnc)
             redraw = false;
         }
         SDL_Event e;
-        if (!SDL_WaitEvent(&e)) {
+        if (w->render_again) {
+            if (!SDL_WaitEventTimeout(&e, 200)) {
+                w->render_again = false;
+                redraw = true;
+                continue;
+            }
+        } else if (!SDL_WaitEvent(&e)) {
             log_error("SDL_WaitEvent: %s", SDL_GetError());
             return viewer_leave(w, -EIO);
         }
