@@ -590,9 +590,12 @@ static void handle_event(struct app *a, const SDL_Event *e)
             a->redraw = true;
         return;
     case SDL_KEYDOWN:
-        if (!a->o->kiosk && e->key.keysym.sym == SDLK_RETURN && (e->key.keysym.mod & KMOD_CTRL) &&
+        /* The full-screen key is never a screen's input (a kiosk just ignores it: passed
+         * to the login form it left the form deaf to typing under a keyboard grab). */
+        if (e->key.keysym.sym == SDLK_RETURN && (e->key.keysym.mod & KMOD_CTRL) &&
             (e->key.keysym.mod & KMOD_ALT)) {
-            ui_set_fullscreen(a->ui, !ui_fullscreen(a->ui));
+            if (!a->o->kiosk)
+                ui_set_fullscreen(a->ui, !ui_fullscreen(a->ui));
             return;
         }
         break;
