@@ -607,23 +607,15 @@ static void handle_event(struct app *a, const SDL_Event *e)
 
 /* ---- start-up ------------------------------------------------------------------------- */
 
-/* The password for an automatic login: --password-file, else $VDI_PASSWORD (removed from
- * the environment). NULL when neither. */
+/* The password for an automatic login (--password-file, else $VDI_PASSWORD); NULL when
+ * neither. */
 static char *automatic_password(const struct client_options *o)
 {
     char *password = NULL;
-    if (o->password_file) {
-        int r = prompt_secret_from_file(o->password_file, PROTO_MAX_PASSWORD, &password);
-        if (r < 0)
-            log_error("Cannot read the password from %s: %s", o->password_file, strerror(-r));
-        return r < 0 ? NULL : password;
-    }
-    char *env = getenv("VDI_PASSWORD");
-    if (!env || strlen(env) > PROTO_MAX_PASSWORD)
-        return NULL;
-    password = strdup(env);
-    explicit_bzero(env, strlen(env));
-    unsetenv("VDI_PASSWORD");
+    int r = prompt_preset_password(o->password_file, PROTO_MAX_PASSWORD, &password);
+    if (r < 0)
+        log_error("Cannot read the password from %s: %s",
+                  o->password_file ? o->password_file : "VDI_PASSWORD", strerror(-r));
     return password;
 }
 

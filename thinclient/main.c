@@ -41,57 +41,20 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
     va_end(ap);
 }
 
-static int get_user(const struct client_options *o, char **ret)
-{
-    if (o->user) {
-        *ret = strdup(o->user);
-        return *ret ? 0 : -ENOMEM;
-    }
-    _cleanup_(freep) char *user = NULL;
-    int r = tty_read_line("Username: ", true, PROTO_MAX_USERNAME, &user);
-    if (r == -ENXIO) {
-        say("no --user given and no terminal to ask on");
-        return -EINVAL;
-    }
-    if (r < 0) {
-        say("cannot read the user name: %s", strerror(-r));
-        return -EINVAL;
-    }
-    if (!username_is_valid(user)) {
-        say("not a valid user name (1-32 of A-Z a-z 0-9 . _ -)");
-        return -EINVAL;
-    }
-    *ret = TAKE_PTR(user);
-    return 0;
-}
-
+/* --headless: --password-file, $VDI_PASSWORD, else asked on the terminal. */
 static int get_password(const struct client_options *o, const char *user, char **ret)
 {
-    int r;
-    if (o->password_file) {
-        r = prompt_secret_from_file(o->password_file, PROTO_MAX_PASSWORD, ret);
-        if (r < 0) {
-            say("cannot read the password from %s: %s", o->password_file,
-                r == -E2BIG     ? "longer than 255 bytes"
-                : r == -ENODATA ? "the file is empty"
-                                : strerror(-r));
-            return -EINVAL;
-        }
+    int r = prompt_preset_password(o->password_file, PROTO_MAX_PASSWORD, ret);
+    if (r < 0) {
+        say("cannot read the password from %s: %s",
+            o->password_file ? o->password_file : "VDI_PASSWORD",
+            r == -E2BIG     ? "longer than 255 bytes"
+            : r == -ENODATA ? "the file is empty"
+                            : strerror(-r));
+        return -EINVAL;
+    }
+    if (*ret)
         return 0;
-    }
-    char *env = getenv("VDI_PASSWORD");
-    if (env) {
-        size_t len = strlen(env);
-        if (len > PROTO_MAX_PASSWORD) {
-            say("VDI_PASSWORD is longer than %d bytes", PROTO_MAX_PASSWORD);
-            return -EINVAL;
-        }
-        *ret = strdup(env);
-        /* Leave no copy in our environment (children, /proc/PID/environ). */
-        explicit_bzero(env, len);
-        unsetenv("VDI_PASSWORD");
-        return *ret ? 0 : -ENOMEM;
-    }
     char prompt[PROTO_MAX_USERNAME + 32];
     snprintf(prompt, sizeof(prompt), "Password for %s: ", user);
     r = tty_read_line(prompt, false, PROTO_MAX_PASSWORD, ret);
@@ -218,7 +181,7 @@ static const uint8_t *headless_pin(const struct client_options *o, uint8_t pin[T
 /* --headless: terminal prompts, one connection, no window (tests, scripts). */
 static int run_headless(const struct client_options *o)
 {
-    _cleanup_(freep) char *user = NULL;
+    const char *user = o->user; /* --headless requires it (options.c) */
     _cleanup_(secret_freep) char *password = NULL;
     uint8_t pin[TLS_SHA256_SIZE];
 
@@ -232,7 +195,7 @@ static int run_headless(const struct client_options *o)
             "--fingerprint SHA256, or accept the server once in the window");
         return CLIENT_EXIT_USAGE;
     }
-    if (get_user(o, &user) < 0 || get_password(o, user, &password) < 0)
+    if (get_password(o, user, &password) < 0)
         return CLIENT_EXIT_USAGE;
 
     struct client_connect_params p = {

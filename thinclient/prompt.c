@@ -1,6 +1,7 @@
 #include "prompt.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -50,4 +51,22 @@ int prompt_secret_from_file(const char *path, size_t max, char **ret)
         return -ENODATA;
     *ret = TAKE_PTR(buf);
     return 0;
+}
+
+int prompt_preset_password(const char *password_file, size_t max, char **ret)
+{
+    *ret = NULL;
+    if (password_file)
+        return prompt_secret_from_file(password_file, max, ret);
+    char *env = getenv("VDI_PASSWORD");
+    if (!env)
+        return 0;
+    size_t len = strlen(env);
+    if (len > max)
+        return -E2BIG;
+    *ret = strdup(env);
+    /* Leave no copy in our environment (children, /proc/PID/environ). */
+    explicit_bzero(env, len);
+    unsetenv("VDI_PASSWORD");
+    return *ret ? 0 : -ENOMEM;
 }
