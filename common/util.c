@@ -166,3 +166,48 @@ bool login_is_valid(const char *login)
     }
     return pool_name_is_valid(at + 1);
 }
+
+void fingerprint_format(const uint8_t sha[FINGERPRINT_SHA256_SIZE], char out[FINGERPRINT_TEXT_SIZE])
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *p = out;
+    for (size_t i = 0; i < FINGERPRINT_SHA256_SIZE; i++) {
+        if (i > 0)
+            *p++ = ':';
+        *p++ = hex[sha[i] >> 4];
+        *p++ = hex[sha[i] & 15];
+    }
+    *p = 0;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int fingerprint_parse(const char *text, size_t len, uint8_t sha[FINGERPRINT_SHA256_SIZE])
+{
+    uint8_t tmp[FINGERPRINT_SHA256_SIZE];
+    size_t i = 0;
+    for (size_t b = 0; b < FINGERPRINT_SHA256_SIZE; b++) {
+        if (b > 0 && i < len && text[i] == ':')
+            i++;
+        if (i + 2 > len)
+            return -EINVAL;
+        int hi = hex_value(text[i]), lo = hex_value(text[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        tmp[b] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    if (i != len)
+        return -EINVAL;
+    memcpy(sha, tmp, sizeof(tmp));
+    return 0;
+}

@@ -97,6 +97,14 @@ static inline bool startswith(const char *s, const char *prefix)
  * not starting with '-' or '.'. Everything else is refused before it reaches PAM or libvirt. */
 bool username_is_valid(const char *name);
 
+/* SHA-256 fingerprints as people read them: "AB:CD:..." (95 characters + NUL), and back
+ * from text[0..len) (64 hex digits, case-insensitive; one ':' may follow any byte but the
+ * last). Used for certificate pins (display/tls.h) and vdi-client's known_brokers. */
+#define FINGERPRINT_SHA256_SIZE 32
+#define FINGERPRINT_TEXT_SIZE 96
+void fingerprint_format(const uint8_t sha[FINGERPRINT_SHA256_SIZE], char out[FINGERPRINT_TEXT_SIZE]);
+int fingerprint_parse(const char *text, size_t len, uint8_t sha[FINGERPRINT_SHA256_SIZE]);
+
 /* A pool (or template) name: 1..32 of [a-z 0-9 -], starting with a letter or digit (the
  * broker's store_name_is_valid() rule). */
 bool pool_name_is_valid(const char *name);

@@ -694,51 +694,12 @@ int tls_relay_run(struct tls_conn *t, int local_fd, int stop_fd, int write_timeo
 
 void tls_fingerprint_format(const uint8_t sha[TLS_SHA256_SIZE], char out[96])
 {
-    static const char hex[] = "0123456789ABCDEF";
-    char *p = out;
-    for (size_t i = 0; i < TLS_SHA256_SIZE; i++) {
-        if (i > 0)
-            *p++ = ':';
-        *p++ = hex[sha[i] >> 4];
-        *p++ = hex[sha[i] & 15];
-    }
-    *p = 0;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    fingerprint_format(sha, out);
 }
 
 int tls_fingerprint_parse(const char *text, uint8_t sha[TLS_SHA256_SIZE])
 {
-    uint8_t tmp[TLS_SHA256_SIZE];
-    size_t n = 0;
-    const char *p = text;
-    if (!text)
-        return -EINVAL;
-    while (*p) {
-        if (*p == ':' && n > 0 && p[1] != ':' && p[1] != 0) {
-            p++;
-            continue;
-        }
-        int hi = hex_value(p[0]);
-        int lo = hi >= 0 ? hex_value(p[1]) : -1;
-        if (hi < 0 || lo < 0 || n >= TLS_SHA256_SIZE)
-            return -EINVAL;
-        tmp[n++] = (uint8_t)(hi << 4 | lo);
-        p += 2;
-    }
-    if (n != TLS_SHA256_SIZE)
-        return -EINVAL;
-    memcpy(sha, tmp, sizeof(tmp));
-    return 0;
+    return text ? fingerprint_parse(text, strlen(text), sha) : -EINVAL;
 }
 
 int tls_fingerprint_of_pem_file(const char *cert_file, uint8_t sha[TLS_SHA256_SIZE])

@@ -1,5 +1,6 @@
 #include "known-brokers.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,17 +31,6 @@ static bool is_alnum(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A host name or IPv4 address: [A-Za-z0-9.-_]. An IPv6 address (it has a ':'): hex
  * digits, ':' and '.', then optionally "%zone" with [A-Za-z0-9.-_]. */
 static bool host_ok(const char *h, size_t len)
@@ -52,7 +42,7 @@ static bool host_ok(const char *h, size_t len)
         char c = h[i];
         if (v6 && !zone && c == '%' && i > 0 && i + 1 < len)
             zone = true;
-        else if (v6 && !zone && !(hex_value(c) >= 0 || c == ':' || c == '.'))
+        else if (v6 && !zone && !(isxdigit((unsigned char)c) || c == ':' || c == '.'))
             return false;
         else if ((!v6 || zone) && !(is_alnum(c) || c == '.' || c == '-' || c == '_'))
             return false;
@@ -75,24 +65,6 @@ static int parse_port(const char *s, size_t len, int *ret)
         return -EINVAL;
     *ret = v;
     return 0;
-}
-
-/* 32 bytes as 64 hex digits; a ':' may follow any byte but the last. */
-static int parse_fingerprint(const char *s, size_t len, uint8_t sha[TLS_SHA256_SIZE])
-{
-    size_t i = 0;
-    for (size_t b = 0; b < TLS_SHA256_SIZE; b++) {
-        if (b > 0 && i < len && s[i] == ':')
-            i++;
-        if (i + 2 > len)
-            return -EINVAL;
-        int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        sha[b] = (uint8_t)(hi << 4 | lo);
-        i += 2;
-    }
-    return i == len ? 0 : -EINVAL;
 }
 
 /* "HOST:PORT" or "[V6]:PORT". */
@@ -156,7 +128,7 @@ static enum line_kind parse_line(const char *line, size_t len, struct known_brok
     if (i != len || fp_len == 0)
         return LINE_BAD;
     if (parse_target(line + target, target_len, e) < 0 ||
-        parse_fingerprint(line + fp, fp_len, e->sha) < 0)
+        fingerprint_parse(line + fp, fp_len, e->sha) < 0)
         return LINE_BAD;
     return LINE_ENTRY;
 }
@@ -269,9 +241,9 @@ int known_brokers_add(const char *path, const char *host, int port,
     if (old)
         for_each_line(path, old, old_size, keep_line, &w);
     fprintf(f, strchr(host, ':') ? "[%s]:%d " : "%s:%d ", host, port);
-    for (size_t i = 0; i < TLS_SHA256_SIZE; i++)
-        fprintf(f, "%s%02X", i ? ":" : "", sha[i]);
-    fputc('\n', f);
+    char fingerprint[FINGERPRINT_TEXT_SIZE];
+    fingerprint_format(sha, fingerprint);
+    fprintf(f, "%s\n", fingerprint);
     if (fclose(f) != 0)
         return -ENOMEM;
     if (size > KNOWN_BROKERS_FILE_MAX)
