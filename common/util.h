@@ -102,7 +102,8 @@ bool username_is_valid(const char *name);
  * last). Used for certificate pins (display/tls.h) and vdi-client's known_brokers. */
 #define FINGERPRINT_SHA256_SIZE 32
 #define FINGERPRINT_TEXT_SIZE 96
-void fingerprint_format(const uint8_t sha[FINGERPRINT_SHA256_SIZE], char out[FINGERPRINT_TEXT_SIZE]);
+void fingerprint_format(const uint8_t sha[FINGERPRINT_SHA256_SIZE],
+                        char out[FINGERPRINT_TEXT_SIZE]);
 int fingerprint_parse(const char *text, size_t len, uint8_t sha[FINGERPRINT_SHA256_SIZE]);
 
 /* A pool (or template) name: 1..32 of [a-z 0-9 -], starting with a letter or digit (the
