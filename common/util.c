@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "pool-list.h"
@@ -209,5 +210,47 @@ int fingerprint_parse(const char *text, size_t len, uint8_t sha[FINGERPRINT_SHA2
     if (i != len)
         return -EINVAL;
     memcpy(sha, tmp, sizeof(tmp));
+    return 0;
+}
+
+int read_file_capped(const char *path, size_t max, char **ret, size_t *ret_size)
+{
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
+    if ((uint64_t)st.st_size > max)
+        return -EFBIG;
+    /* Read one byte more than the cap: the file may grow between fstat and read. */
+    _cleanup_(freep) char *buf = malloc(max + 2);
+    if (!buf)
+        return -ENOMEM;
+    size_t got = 0;
+    int r = 0;
+    while (got <= max) {
+        ssize_t k = read(fd, buf + got, max + 1 - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = -errno;
+            break;
+        }
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    if (r == 0 && got > max)
+        r = -EFBIG;
+    if (r < 0) {
+        explicit_bzero(buf, got);
+        return r;
+    }
+    buf[got] = '\0';
+    *ret = TAKE_PTR(buf);
+    *ret_size = got;
     return 0;
 }

@@ -97,6 +97,12 @@ static inline bool startswith(const char *s, const char *prefix)
  * not starting with '-' or '.'. Everything else is refused before it reaches PAM or libvirt. */
 bool username_is_valid(const char *name);
 
+/* Reads a whole regular file of at most max bytes into *ret (NUL-terminated; the content
+ * may hold NUL bytes, *ret_size counts them; free with free(), or secret_free() for
+ * keys). Returns 0, -ENOENT, -EFBIG (larger than max, also when it grows while read),
+ * -EINVAL (not a regular file), -ENOMEM, -errno. What was read is wiped on failure. */
+int read_file_capped(const char *path, size_t max, char **ret, size_t *ret_size);
+
 /* SHA-256 fingerprints as people read them: "AB:CD:..." (95 characters + NUL), and back
  * from text[0..len) (64 hex digits, case-insensitive; one ':' may follow any byte but the
  * last). Used for certificate pins (display/tls.h) and vdi-client's known_brokers. */

@@ -37,41 +37,6 @@ struct tls_conn {
 /* ---- small helpers ---------------------------------------------------------------- */
 
 /* Reads a whole regular file of at most max bytes. *ret is NUL-terminated. */
-static int read_file_capped(const char *path, size_t max, char **ret, size_t *ret_size)
-{
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    if (!S_ISREG(st.st_mode))
-        return -EINVAL;
-    if ((uint64_t)st.st_size > max)
-        return -EFBIG;
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size + 1);
-    if (!buf)
-        return -ENOMEM;
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int r = n < 0 ? -errno : -EIO;
-            explicit_bzero(buf, size);
-            free(buf);
-            return r;
-        }
-        got += (size_t)n;
-    }
-    buf[size] = 0;
-    *ret = buf;
-    *ret_size = size;
-    return 0;
-}
-
 static int map_gnutls_error(int r)
 {
     switch (r) {

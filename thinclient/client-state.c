@@ -49,41 +49,6 @@ int client_file_path(const char *xdg_var, const char *home_dir, const char *name
     return 0;
 }
 
-int client_file_read(const char *path, size_t max, char **ret, size_t *ret_size)
-{
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    if (!S_ISREG(st.st_mode))
-        return -EINVAL;
-    if ((uint64_t)st.st_size > max)
-        return -EFBIG;
-    /* Read one byte more than the cap: the file may grow between fstat and read. */
-    _cleanup_(freep) char *buf = malloc(max + 2);
-    if (!buf)
-        return -ENOMEM;
-    size_t got = 0;
-    while (got <= max) {
-        ssize_t k = read(fd, buf + got, max + 1 - got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        if (k == 0)
-            break;
-        got += (size_t)k;
-    }
-    if (got > max)
-        return -EFBIG;
-    buf[got] = '\0';
-    *ret = TAKE_PTR(buf);
-    *ret_size = got;
-    return 0;
-}
-
 /* Creates the directories above path that are missing, 0700 each. */
 static int mkdir_parents(const char *path)
 {
@@ -316,7 +281,7 @@ int client_state_load(const char *path, struct client_state **ret)
     }
     _cleanup_(freep) char *text = NULL;
     size_t size = 0;
-    int r = client_file_read(path, CLIENT_STATE_FILE_MAX, &text, &size);
+    int r = read_file_capped(path, CLIENT_STATE_FILE_MAX, &text, &size);
     if (r == -ENOMEM) {
         client_state_free(s);
         return r;

@@ -58,11 +58,6 @@ int client_state_save(const struct client_state *s);
  * ".config"). Returns 0, -ENOENT when neither is usable, -ENOMEM. */
 int client_file_path(const char *xdg_var, const char *home_dir, const char *name, char **ret);
 
-/* Reads a whole regular file of at most max bytes into *ret (NUL-terminated; the content
- * may hold NUL bytes, *ret_size counts them). Returns 0, -ENOENT, -EFBIG (larger than
- * max), -EINVAL (not a regular file), -ENOMEM, -errno. */
-int client_file_read(const char *path, size_t max, char **ret, size_t *ret_size);
-
 /* Replaces path with data: creates the missing directories (0700), writes a new file next
  * to path (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600), fsyncs it, renames it over path and
  * fsyncs the directory, so a crash leaves the old file or the new one. A symbolic link at

@@ -193,7 +193,7 @@ int known_brokers_lookup(const char *path, const char *host, int port, uint8_t s
         return -EINVAL;
     _cleanup_(freep) char *text = NULL;
     size_t size = 0;
-    int r = client_file_read(path, KNOWN_BROKERS_FILE_MAX, &text, &size);
+    int r = read_file_capped(path, KNOWN_BROKERS_FILE_MAX, &text, &size);
     if (r == -ENOENT)
         return 0;
     if (r < 0)
@@ -226,7 +226,7 @@ int known_brokers_add(const char *path, const char *host, int port,
         return -EINVAL;
     _cleanup_(freep) char *old = NULL;
     size_t old_size = 0;
-    int r = client_file_read(path, KNOWN_BROKERS_FILE_MAX, &old, &old_size);
+    int r = read_file_capped(path, KNOWN_BROKERS_FILE_MAX, &old, &old_size);
     if (r < 0 && r != -ENOENT)
         return r;
 

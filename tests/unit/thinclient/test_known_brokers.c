@@ -51,7 +51,7 @@ static char *read_file(const char *path)
 {
     char *text = NULL;
     size_t size = 0;
-    assert_int_equal(client_file_read(path, 1 << 20, &text, &size), 0);
+    assert_int_equal(read_file_capped(path, 1 << 20, &text, &size), 0);
     return text;
 }
 
@@ -212,7 +212,7 @@ static void test_hostile_content(void **state)
     assert_int_equal(known_brokers_add(path, "h1", 1, other), 0);
     _cleanup_(freep) char *after = NULL;
     size_t size = 0;
-    assert_int_equal(client_file_read(path, 1 << 20, &after, &size), 0);
+    assert_int_equal(read_file_capped(path, 1 << 20, &after, &size), 0);
     /* the hex line replaced by a colon one; a '\n' added after the unterminated last line */
     assert_int_equal(size, len - strlen(hex) + (TLS_SHA256_SIZE * 3 - 1) + 1);
 #define HAS(s) (memmem(after, size, (s), strlen(s)) != NULL)
