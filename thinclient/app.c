@@ -76,7 +76,7 @@ struct app {
 
     /* Reconnecting. */
     unsigned attempt;
-    uint64_t next_attempt_ms; /* 0: an attempt runs now */
+    uint64_t next_attempt_ms; /* when no job runs: when the next attempt starts */
     uint64_t ended_at_ms;
     char overlay[256];
 };
@@ -113,8 +113,6 @@ static void show_login(struct app *a, bool error, const char *message)
     login_screen_focus_first_empty(&a->login);
     /* The window had the desktop's size: the login form gets its own back. */
     ui_fit_window(a->ui, UI_DEFAULT_WIDTH, UI_DEFAULT_HEIGHT);
-    if (error && a->login.fields[LOGIN_USER].len > 0 && a->login.fields[LOGIN_BROKER].len > 0)
-        a->login.focus = LOGIN_PASSWORD;
     set_title(a, NULL);
     a->redraw = true;
 }
