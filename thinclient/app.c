@@ -694,8 +694,18 @@ int app_run(const struct client_options *o)
     }
 
 out:
-    /* A job still running is abandoned (detached; it only touches its own memory until
-     * it posts, and the process is about to exit). */
+    /* Jobs still running free themselves from now on; those already finished are in the
+     * event queue, as is server clipboard text nobody took. */
+    connect_jobs_shutdown();
+    SDL_Event e;
+    while (a.ui && SDL_PollEvent(&e)) {
+        if (e.type != ui_event_type(a.ui))
+            continue;
+        if (e.user.code == UI_EVENT_CONNECT_DONE)
+            connect_job_free(e.user.data1);
+        else if (e.user.code == UI_EVENT_CLIPBOARD)
+            free(e.user.data1);
+    }
     forget_password(&a);
     viewer_free(a.viewer);
     ui_free(a.ui);

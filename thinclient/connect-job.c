@@ -10,6 +10,11 @@
 #include "ui.h"
 #include "util.h"
 
+/* Where finished jobs are posted: the window, until connect_jobs_shutdown(). A job that
+ * finishes later frees itself instead of touching a freed window. */
+static pthread_mutex_t post_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ui *post_ui;
+
 static void *job_thread(void *userdata)
 {
     struct connect_job *j = userdata;
@@ -24,7 +29,12 @@ static void *job_thread(void *userdata)
     j->result = client_connect(&p, &j->tls, &j->status, j->peer_sha256, &j->have_peer_sha256);
     /* The password is needed no longer in this copy. */
     secret_free(TAKE_PTR(j->password));
-    ui_post(j->ui, UI_EVENT_CONNECT_DONE, j);
+    pthread_mutex_lock(&post_lock);
+    if (post_ui)
+        ui_post(post_ui, UI_EVENT_CONNECT_DONE, j);
+    else
+        connect_job_free(j);
+    pthread_mutex_unlock(&post_lock);
     return NULL;
 }
 
@@ -34,7 +44,9 @@ int connect_job_start(struct ui *ui, const struct connect_request *req, struct c
     struct connect_job *j = calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
-    j->ui = ui;
+    pthread_mutex_lock(&post_lock);
+    post_ui = ui;
+    pthread_mutex_unlock(&post_lock);
     j->port = req->port;
     j->host = strdup(req->host);
     j->login = strdup(req->login);
@@ -74,4 +86,11 @@ void connect_job_free(struct connect_job *j)
     free(j->login);
     secret_free(j->password);
     free(j);
+}
+
+void connect_jobs_shutdown(void)
+{
+    pthread_mutex_lock(&post_lock);
+    post_ui = NULL;
+    pthread_mutex_unlock(&post_lock);
 }

@@ -3,8 +3,9 @@
  * client_connect() (connect.h, blocking, with deadlines) in a worker thread, so the login
  * screen stays responsive: the job copies everything it needs, and when it finishes it
  * posts UI_EVENT_CONNECT_DONE with itself as data1. A job the app no longer wants
- * (Escape, quit) is abandoned: it finishes on its own (within connect.h's deadlines) and
- * is then freed by whoever receives its event, or never if the process exits first.
+ * (Escape) is abandoned: it finishes on its own (within connect.h's deadlines) and is
+ * freed by whoever receives its event; after connect_jobs_shutdown() (the window is going
+ * away) a finishing job frees itself.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,7 +34,6 @@ struct connect_job {
     bool learn_only;      /* the request trusted nothing (first contact, TOFU) */
 
     /* Private. */
-    struct ui *ui;
     char *host, *ca_file, *login, *password;
     int port;
     bool use_pin;
@@ -42,6 +42,10 @@ struct connect_job {
 
 /* Copies req and starts the thread (detached). Returns 0 or -errno. */
 int connect_job_start(struct ui *ui, const struct connect_request *req, struct connect_job **ret);
+
+/* No more events: jobs still running free themselves when they finish. Call before the
+ * ui is freed, then drain the UI_EVENT_CONNECT_DONE events already queued. */
+void connect_jobs_shutdown(void);
 
 /* After its event: frees the job (and a TLS connection nobody took). */
 void connect_job_free(struct connect_job *j);
