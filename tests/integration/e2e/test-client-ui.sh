@@ -289,10 +289,10 @@ check "kiosk: Ctrl+Alt+Enter and Escape do not leave full screen ($size)" test "
 check "kiosk: ... nor end the client" kill -0 "$CLIENT_PID"
 expect kiosk-login 10 'Password' "kiosk: the login screen"
 if grep -qi 'Quit' "$T/kiosk-login.txt"; then fail "kiosk: no Quit button"; else pass "kiosk: no Quit button"; fi
-# (No windowfocus here: the kiosk grabs the keyboard, and re-focusing a grabbing window
-# made SDL drop the first keys in CI.)
+# No windowfocus here: the kiosk grabs the keyboard, and re-focusing a grabbing window
+# made SDL drop the first keys in CI. (Under the grab the typed text can show only with
+# the next key event: not checked on screen before Tab.)
 type_text "alice"
-shows kiosk-user 5 'alice' || type_text "alice"
 key Tab
 type_text "$(password alice)"
 key Return
