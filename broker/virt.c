@@ -587,6 +587,15 @@ static void xml_devices(FILE *f, const struct virt_desktop_spec *spec, const cha
      * without extra drivers (OVMF's GOP supports it too). */
     fputs("    <video>\n      <model type='vga'/>\n    </video>\n", f);
     fputs("    <input type='keyboard' bus='ps2'/>\n    <input type='tablet' bus='usb'/>\n", f);
+    /* The guest agent's port (spice-vdagent in Linux, the SPICE guest tools in Windows):
+     * QEMU's own vdagent backend trades the clipboard with it and offers it to VNC clients
+     * as the extended clipboard (display/README.md "Clipboard"). The agent's mouse stays
+     * off: the tablet already points absolutely. */
+    fputs("    <channel type='qemu-vdagent'>\n      <source>\n"
+          "        <clipboard copypaste='yes'/>\n        <mouse mode='server'/>\n"
+          "      </source>\n      <target type='virtio' name='com.redhat.spice.0'/>\n"
+          "    </channel>\n",
+          f);
     /* The serial log (a second channel for tests, boot messages for admins) is appended
      * to, so a restart or a managed-save restore does not wipe what came before. */
     for (int i = 0; i < 2; i++) {

@@ -125,7 +125,8 @@ struct proxy {
     int input_wake_ms;      /* options.input_wake_ms */
     int input_fd;           /* eventfd for input after a quiet spell, or -1 */
 
-    /* The client's clipboard for the VM (ClientCutText, Latin-1), from libvncserver's
+    /* The client's clipboard for the VM (UTF-8, converted from Latin-1 ClientCutText or
+     * taken from the extended clipboard), from libvncserver's
      * client thread to the upstream thread, which sends it. Only the latest text waits;
      * text that arrives before a VM is attached is sent once it is. */
     pthread_mutex_t cut_lock; /* leaf: the two fields below */
@@ -152,12 +153,12 @@ void proxy_notice_apply_locked(struct proxy *p);
  * client is view-only (drop the event); else records the time (proxy_last_input_ms) and
  * wakes input_fd after a quiet spell. */
 bool proxy_input_allowed(struct proxy *p);
-/* For the upstream thread: takes the clipboard text waiting for the VM (NULL if none) and
- * resets cut_fd. The caller frees it. */
+/* For the upstream thread: takes the clipboard text (UTF-8) waiting for the VM (NULL if
+ * none) and resets cut_fd. The caller frees it. */
 char *proxy_cut_to_vm_take(struct proxy *p, size_t *len);
-/* For the upstream thread: the VM's clipboard (ServerCutText, Latin-1) to the client,
- * unless it is view-only. */
-void proxy_cut_from_vm(struct proxy *p, const char *text, size_t len);
+/* For the upstream thread: the VM's clipboard (UTF-8) to the clients as Latin-1 cut
+ * text, unless view-only. */
+void proxy_cut_from_vm(struct proxy *p, const char *utf8, size_t len);
 /* Replaces the pointer shape (c may be NULL: none) and frees the old one once no client
  * thread can be sending it. Called from one thread at a time (upstream thread or setup). */
 void proxy_set_cursor(struct proxy *p, rfbCursorPtr c);

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cut-text.h"
 #include "log.h"
 #include "status-screen-internal.h"
 #include "util.h"
@@ -408,12 +409,12 @@ static bool view_only(struct proxy *p)
     return __atomic_load_n(&p->view_only, __ATOMIC_ACQUIRE);
 }
 
-/* Makes latin1 (taken) the text waiting for the VM; it replaces one still waiting. */
-static void cut_to_vm_put(struct proxy *p, char *latin1, size_t len)
+/* Makes utf8 (taken) the text waiting for the VM; it replaces one still waiting. */
+static void cut_to_vm_put(struct proxy *p, char *utf8, size_t len)
 {
     pthread_mutex_lock(&p->cut_lock);
     free(p->cut_to_vm);
-    p->cut_to_vm = latin1;
+    p->cut_to_vm = utf8;
     p->cut_to_vm_len = len;
     pthread_mutex_unlock(&p->cut_lock);
     uint64_t one = 1;
@@ -435,84 +436,47 @@ char *proxy_cut_to_vm_take(struct proxy *p, size_t *len)
     return text;
 }
 
-void proxy_cut_from_vm(struct proxy *p, const char *text, size_t len)
+void proxy_cut_from_vm(struct proxy *p, const char *utf8, size_t len)
 {
     if (view_only(p) || len > PROXY_CUT_TEXT_MAX)
         return;
-    /* rfbSendServerCutText only reads str (its parameter is not const). It writes under
-     * each client's sendMutex, so it may run beside the client's output thread. */
-    rfbSendServerCutText(p->screen, (char *)text, (int)len);
+    size_t latin1_len;
+    _cleanup_(freep) char *latin1 = cut_text_utf8_to_latin1(utf8, len, len, &latin1_len);
+    if (!latin1)
+        return;
+    /* Plain Latin-1 to every client, extended-clipboard ones too: libvncserver 0.9.14's
+     * rfbSendServerCutTextUTF8 sends plain clients the Latin-1 text under the UTF-8
+     * length (README "Clipboard"). rfbSendServerCutText only reads the text (its parameter
+     * is not const) and writes under each client's sendMutex, so it may run beside the
+     * client's output thread. */
+    rfbSendServerCutText(p->screen, latin1, (int)latin1_len);
 }
 
-/* One UTF-8 character at s[0..left): its code point, or U+FFFD for invalid bytes (one byte
- * is consumed then). *n gets the bytes consumed. */
-static uint32_t utf8_decode(const uint8_t *s, size_t left, size_t *n)
-{
-    uint32_t cp, min;
-    size_t len;
-    if (s[0] < 0x80) {
-        *n = 1;
-        return s[0];
-    } else if ((s[0] & 0xe0) == 0xc0) {
-        len = 2, cp = s[0] & 0x1f, min = 0x80;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        len = 3, cp = s[0] & 0x0f, min = 0x800;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        len = 4, cp = s[0] & 0x07, min = 0x10000;
-    } else {
-        *n = 1;
-        return 0xfffd;
-    }
-    *n = 1;
-    if (len > left)
-        return 0xfffd;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0xfffd;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000))
-        return 0xfffd;
-    *n = len;
-    return cp;
-}
-
-/* ClientCutText of a plain client: Latin-1, what the VM's RFB connection carries too.
- * libvncserver has already dropped a client that announced more than 1 MiB. A view-only
- * client's clipboard is dropped (and counts as no input either way). */
+/* ClientCutText of a plain client: Latin-1. libvncserver has already dropped a client
+ * that announced more than 1 MiB. A view-only client's clipboard is dropped (and counts
+ * as no input either way). */
 static void on_cut_text(char *text, int len, rfbClientPtr cl)
 {
     struct proxy *p = cl->screen->screenData;
     if (view_only(p) || len < 0 || len > PROXY_CUT_TEXT_MAX)
         return;
-    char *copy = malloc((size_t)len + 1);
-    if (!copy)
-        return;
-    memcpy(copy, text, (size_t)len);
-    copy[len] = '\0';
-    cut_to_vm_put(p, copy, (size_t)len);
+    size_t n;
+    char *utf8 = cut_text_latin1_to_utf8(text, (size_t)len, PROXY_CUT_TEXT_MAX, &n);
+    if (utf8)
+        cut_to_vm_put(p, utf8, n);
 }
 
 /* The same from a client that enabled the extended clipboard (TigerVNC, noVNC): UTF-8,
- * usually NUL-terminated. The VM side is plain RFB (libvncclient 0.9.14), so it is turned
- * into Latin-1: other characters and invalid bytes become '?'. */
+ * usually NUL-terminated; invalid sequences are replaced before it goes further. */
 static void on_cut_text_utf8(char *text, int len, rfbClientPtr cl)
 {
     struct proxy *p = cl->screen->screenData;
     if (view_only(p) || len < 0 || len > PROXY_CUT_TEXT_MAX)
         return;
-    char *latin1 = malloc((size_t)len + 1);
-    if (!latin1)
-        return;
-    const uint8_t *in = (const uint8_t *)text;
-    size_t i = 0, n = 0, step;
-    while (i < (size_t)len && in[i]) {
-        uint32_t cp = utf8_decode(in + i, (size_t)len - i, &step);
-        i += step;
-        latin1[n++] = cp <= 0xff ? (char)cp : '?';
-    }
-    latin1[n] = '\0';
-    cut_to_vm_put(p, latin1, n);
+    size_t n;
+    char *utf8 = cut_text_utf8_clean(text, (size_t)len, PROXY_CUT_TEXT_MAX, &n);
+    if (utf8)
+        cut_to_vm_put(p, utf8, n);
 }
 
 /* Runs in the client's output thread just before each framebuffer update. The VM may

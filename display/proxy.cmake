@@ -31,7 +31,9 @@ add_library(vdi_proxy STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/proxy.c
   ${CMAKE_CURRENT_SOURCE_DIR}/upstream.c
   ${CMAKE_CURRENT_SOURCE_DIR}/extkey.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/extclip.c
   ${CMAKE_CURRENT_SOURCE_DIR}/input-queue.c)
 target_include_directories(vdi_proxy PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib) # the extended clipboard's data
 target_link_libraries(vdi_proxy PUBLIC vdi_status_screen vdi_common PkgConfig::VNCSERVER
-                      PkgConfig::VNCCLIENT Threads::Threads)
+                      PkgConfig::VNCCLIENT PkgConfig::ZLIB Threads::Threads)

@@ -5,7 +5,9 @@
  * it decodes updates into its own framebuffer, copies changed rectangles into the
  * downstream screen row by row (same 32 bpp pixel format on both sides) and forwards
  * the input events that libvncserver's client thread queued, and the clipboard both ways
- * (plain RFB cut text, Latin-1; README "Clipboard").
+ * (README "Clipboard"): QEMU's extended clipboard (UTF-8, extclip.h) when it offers it,
+ * plain Latin-1 cut text otherwise. ServerCutText is read here, not by libvncclient
+ * 0.9.14, which knows no extended clipboard and ends the connection on its negative length.
  *
  * libvncclient 0.9.14 workarounds (ENVIRONMENT.md): our own SetEncodings right after the
  * handshake, without ExtDesktopSize (-308) and LED state (-261), so QEMU announces resizes
@@ -27,6 +29,8 @@
 
 #include <rfb/rfbclient.h>
 
+#include "cut-text.h"
+#include "extclip.h"
 #include "log.h"
 #include "util.h"
 
@@ -38,6 +42,7 @@ struct upstream {
     uint8_t *fb; /* client->frameBuffer; libvncclient never frees it */
     bool live;   /* copying into the downstream screen */
     bool stopping; /* atomic: upstream_free() is stopping the thread; failures are expected */
+    bool vm_extclip; /* the VM announced the extended clipboard: text goes to it that way */
     pthread_t thread;
     bool thread_started;
     int stop_fd;
@@ -167,24 +172,132 @@ static void on_bell(rfbClient *c)
     rfbSendBell(upstream_of(c)->p->screen);
 }
 
-/* ServerCutText from the VM. libvncclient 0.9.14 has already refused (failed the
- * connection on) a length above 1 MiB before allocating it. */
-static void on_cut_text(rfbClient *c, const char *text, int len)
+/* ---- clipboard ---- */
+
+static bool write_and_free(rfbClient *c, uint8_t *msg, size_t len)
 {
-    if (len >= 0)
-        proxy_cut_from_vm(upstream_of(c)->p, text, (size_t)len);
+    bool ok = WriteToRFBServer(c, (const char *)msg, (unsigned int)len);
+    free(msg);
+    return ok;
 }
 
-/* The client's clipboard, if some waits. Returns false when the write failed. */
+static bool send_extclip_action(rfbClient *c, uint32_t flags)
+{
+    uint8_t *msg;
+    size_t len;
+    return extclip_build_action(rfbClientCutText, flags, &msg, &len) < 0 ||
+           write_and_free(c, msg, len);
+}
+
+/* The client's clipboard (UTF-8), if some waits. Returns false when the write failed. */
 static bool send_cut_text(struct upstream *u)
 {
     size_t len;
-    char *text = proxy_cut_to_vm_take(u->p, &len);
+    _cleanup_(freep) char *text = proxy_cut_to_vm_take(u->p, &len);
     if (!text)
         return true;
-    bool ok = SendClientCutText(u->client, text, (int)len);
-    free(text);
+    log_debug("proxy: clipboard to the desktop bytes=%zu%s", len,
+              u->vm_extclip ? " extended" : "");
+    if (u->vm_extclip) {
+        /* Notify makes the text QEMU's clipboard (and the guest agent's, which is told it
+         * changed); provide right after gives the data, so no request needs answering. */
+        uint8_t *msg;
+        size_t msg_len;
+        if (!send_extclip_action(u->client, EXTCLIP_NOTIFY | EXTCLIP_TEXT))
+            return false;
+        return extclip_build_provide(rfbClientCutText, text, len, &msg, &msg_len) < 0 ||
+               write_and_free(u->client, msg, msg_len);
+    }
+    size_t n;
+    _cleanup_(freep) char *latin1 = cut_text_utf8_to_latin1(text, len, PROXY_CUT_TEXT_MAX, &n);
+    return !latin1 || SendClientCutText(u->client, latin1, (int)n);
+}
+
+/* An extended clipboard message from the VM. A malformed or oversized one is dropped (the
+ * stream stays in step); returns false only when a reply could not be written. */
+static bool handle_extclip(struct upstream *u, const uint8_t *payload, size_t len)
+{
+    struct extclip_msg m;
+    int r = extclip_parse(payload, len, PROXY_CUT_TEXT_MAX, &m);
+    if (r < 0) {
+        log_info("proxy: clipboard from the desktop dropped: %s", strerror(-r));
+        return true;
+    }
+    bool ok = true;
+    if (m.flags & EXTCLIP_CAPS) {
+        /* We send notify + provide and answer notify with request: the VM must take all. */
+        const uint32_t needed = EXTCLIP_TEXT | EXTCLIP_NOTIFY | EXTCLIP_PROVIDE | EXTCLIP_REQUEST;
+        u->vm_extclip = (m.flags & needed) == needed;
+        if (u->vm_extclip) {
+            uint8_t *msg;
+            size_t msg_len;
+            ok = extclip_build_caps(rfbClientCutText,
+                                    EXTCLIP_NOTIFY | EXTCLIP_PROVIDE | EXTCLIP_REQUEST,
+                                    PROXY_CUT_TEXT_MAX, &msg, &msg_len) < 0 ||
+                 write_and_free(u->client, msg, msg_len);
+        }
+    } else if ((m.flags & EXTCLIP_NOTIFY) && (m.flags & EXTCLIP_TEXT)) {
+        ok = send_extclip_action(u->client, EXTCLIP_REQUEST | EXTCLIP_TEXT);
+    } else if (m.text) {
+        log_debug("proxy: clipboard from the desktop bytes=%zu extended", m.text_len);
+        proxy_cut_from_vm(u->p, m.text, m.text_len);
+    }
+    extclip_msg_done(&m);
     return ok;
+}
+
+/* Reads and drops n bytes (a message too large to keep), staying in step with the stream. */
+static bool skip_bytes(rfbClient *c, size_t n)
+{
+    char buf[4096];
+    while (n > 0) {
+        size_t k = n < sizeof(buf) ? n : sizeof(buf);
+        if (!ReadFromRFBServer(c, buf, (unsigned int)k))
+            return false;
+        n -= k;
+    }
+    return true;
+}
+
+/* One ServerCutText from the VM: plain (Latin-1) or extended (negative length). Returns
+ * false when reading failed (readTimeout bounds each read). */
+static bool read_cut_text(struct upstream *u)
+{
+    rfbClient *c = u->client;
+    uint8_t hdr[8]; /* type, 3 padding, s32 length */
+    if (!ReadFromRFBServer(c, (char *)hdr, sizeof(hdr)))
+        return false;
+    int32_t length = (int32_t)((uint32_t)hdr[4] << 24 | (uint32_t)hdr[5] << 16 |
+                               (uint32_t)hdr[6] << 8 | hdr[7]);
+    bool extended = length < 0;
+    size_t n = extended ? (size_t)(-(int64_t)length) : (size_t)length;
+    size_t max = extended ? EXTCLIP_PAYLOAD_MAX(PROXY_CUT_TEXT_MAX) : PROXY_CUT_TEXT_MAX;
+    if (n > max) {
+        log_info("proxy: clipboard from the desktop dropped: %zu bytes, over the limit", n);
+        return skip_bytes(c, n);
+    }
+    _cleanup_(freep) uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return skip_bytes(c, n);
+    if (!ReadFromRFBServer(c, (char *)buf, (unsigned int)n))
+        return false;
+    if (extended)
+        return handle_extclip(u, buf, n);
+    size_t len;
+    _cleanup_(freep) char *utf8 =
+        cut_text_latin1_to_utf8((const char *)buf, n, PROXY_CUT_TEXT_MAX, &len);
+    if (utf8) {
+        log_debug("proxy: clipboard from the desktop bytes=%zu", len);
+        proxy_cut_from_vm(u->p, utf8, len);
+    }
+    return true;
+}
+
+/* One message from the VM, whose first byte is type: cut text here, the rest in
+ * libvncclient. */
+static bool handle_server_message(struct upstream *u, uint8_t type)
+{
+    return type == rfbServerCutText ? read_cut_text(u) : HandleRFBServerMessage(u->client);
 }
 
 /* SetEncodings that QEMU should use from now on. Raw: QEMU's display fd is local (libvirt
@@ -199,6 +312,7 @@ static int send_encodings(rfbClient *c)
         (int32_t)rfbEncodingLastRect,             /* -224 */
         (int32_t)rfbEncodingQemuExtendedKeyEvent, /* -258 */
         (int32_t)rfbEncodingRichCursor,           /* -239: pointer shape, forwarded */
+        EXTCLIP_ENCODING,                         /* UTF-8 clipboard, QEMU's only one */
     };
     uint8_t msg[4 + sizeof(encodings)];
     uint16_t n = htons((uint16_t)ARRAY_SIZE(encodings));
@@ -288,8 +402,8 @@ static void *upstream_thread(void *arg)
         }
 
         if (fds[0].revents) {
+            char b = 0; /* the next message's type when nothing is buffered */
             if (c->buffered == 0) {
-                char b;
                 ssize_t k = recv(c->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT);
                 if (k == 0) {
                     upstream_fail(u, "connection closed");
@@ -305,7 +419,8 @@ static void *upstream_thread(void *arg)
                     continue;
             }
             do {
-                if (!HandleRFBServerMessage(c)) {
+                uint8_t type = (uint8_t)(c->buffered > 0 ? c->bufoutptr[0] : b);
+                if (!handle_server_message(u, type)) {
                     upstream_fail(u, u->error[0] ? u->error : "protocol error or timeout");
                     return NULL;
                 }
@@ -375,7 +490,6 @@ int upstream_start(struct proxy *p, int fd, struct upstream **ret)
     c->MallocFrameBuffer = on_malloc_framebuffer;
     c->GotFrameBufferUpdate = on_framebuffer_update;
     c->Bell = on_bell;
-    c->GotXCutText = on_cut_text;
     c->GotCursorShape = on_cursor_shape;
     rfbClientSetClientData(c, &upstream_tag, u);
 

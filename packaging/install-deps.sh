@@ -6,7 +6,7 @@ set -euo pipefail
 BUILD_PKGS="build-essential cmake pkg-config clang-format
   libvncserver-dev libvirt-dev libgnutls28-dev libturbojpeg0-dev libjpeg62-turbo-dev
   libpam0g-dev libsdl2-dev libsdl2-ttf-dev libcmocka-dev libsqlite3-dev libfreetype-dev fonts-dejavu-core
-  libmicrohttpd-dev libjson-c-dev"
+  libmicrohttpd-dev libjson-c-dev zlib1g-dev"
 RUN_PKGS="libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   gnutls-bin linux-image-amd64 busybox-static e2fsprogs cpio fonts-dejavu-core ovmf"
 TEST_PKGS="libpam-wrapper libnss-wrapper tigervnc-viewer xvfb xdotool imagemagick jq sqlite3

@@ -12,7 +12,7 @@
 #include <rfb/rfbclient.h>
 
 #include "handoff.h"
-#include "keymap.h"
+#include "cut-text.h"
 #include "log.h"
 #include "ppm.h"
 #include "util.h"
@@ -239,51 +239,6 @@ static void cb_finished(rfbClient *c)
     }
 }
 
-/* Latin-1 to UTF-8 (each byte is its code point); a NUL byte ends the text. */
-static char *latin1_to_utf8(const char *text, size_t len)
-{
-    size_t n = 0, i;
-    for (i = 0; i < len && text[i]; i++)
-        n += (uint8_t)text[i] < 0x80 ? 1 : 2;
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t k = 0; k < i; k++) {
-        uint8_t b = (uint8_t)text[k];
-        if (b < 0x80) {
-            *o++ = (char)b;
-        } else {
-            *o++ = (char)(0xc0 | b >> 6);
-            *o++ = (char)(0x80 | (b & 0x3f));
-        }
-    }
-    *o = 0;
-    return out;
-}
-
-/* UTF-8 to Latin-1 for ClientCutText: code points above U+00FF and invalid bytes become
- * '?', CR LF becomes LF (RFB separates lines with LF alone); at most VNC_CLIPBOARD_MAX bytes.
- * Latin-1 never takes more bytes than the UTF-8 it came from. */
-static char *utf8_to_latin1(const char *utf8, size_t *ret_len)
-{
-    size_t in_len = strlen(utf8);
-    size_t cap = in_len < VNC_CLIPBOARD_MAX ? in_len : VNC_CLIPBOARD_MAX;
-    char *out = malloc(cap + 1);
-    if (!out)
-        return NULL;
-    size_t n = 0;
-    const char *p = utf8;
-    uint32_t cp;
-    while (n < cap && (cp = keymap_utf8_next(&p)) != 0) {
-        if (cp == '\r' && *p == '\n')
-            continue;
-        out[n++] = cp <= 0xff ? (char)cp : '?';
-    }
-    out[n] = 0;
-    *ret_len = n;
-    return out;
-}
-
 /* ServerCutText. libvncclient 0.9.14 has already refused (ended the session on) a length
  * above 1 MiB before allocating anything, so len <= VNC_CLIPBOARD_MAX here. */
 static void cb_cut_text(rfbClient *c, const char *text, int len)
@@ -291,10 +246,10 @@ static void cb_cut_text(rfbClient *c, const char *text, int len)
     struct vnc *v = vnc_of(c);
     if (!v->params.on_clipboard || len < 0)
         return;
-    size_t n = (size_t)len < VNC_CLIPBOARD_MAX ? (size_t)len : VNC_CLIPBOARD_MAX;
-    char *utf8 = latin1_to_utf8(text, n);
+    size_t n;
+    char *utf8 = cut_text_latin1_to_utf8(text, (size_t)len, 2 * VNC_CLIPBOARD_MAX, &n);
     if (!utf8) {
-        log_warning("no memory for %zu bytes of clipboard text from the server", n);
+        log_warning("no memory for %d bytes of clipboard text from the server", len);
         return;
     }
     log_debug("clipboard from the server bytes=%zu", n);
@@ -600,7 +555,7 @@ void vnc_send_pointer(struct vnc *v, int x, int y, uint8_t button_mask)
 void vnc_send_clipboard(struct vnc *v, const char *utf8)
 {
     size_t len;
-    char *latin1 = utf8_to_latin1(utf8, &len);
+    char *latin1 = cut_text_utf8_to_latin1(utf8, strlen(utf8), VNC_CLIPBOARD_MAX, &len);
     if (!latin1) {
         log_warning("no memory for the clipboard text");
         return;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-demo-image.sh OUTDIR: builds the demo/test desktop VM from Debian packages only
-# (linux-image-amd64, busybox-static, e2fsprogs, cpio, kmod), no downloads, no root
-# needed except to read /boot.
+# (linux-image-amd64, busybox-static, e2fsprogs, cpio, kmod, gcc with libc6-dev for the
+# static vdi-clip), no downloads, no root needed except to read /boot.
 #
 # OUTDIR/vmlinuz     the host's Debian kernel (/boot/vmlinuz-*)
 # OUTDIR/initrd.img  gzip'd cpio: busybox + /init + the modules for a virtio disk and ext4
@@ -16,6 +16,10 @@
 # serial port, then runs a shell on tty1 forever (a new one when it exits). The serial
 # port ttyS0 stays free for tests: `echo MARK > /dev/ttyS0` typed into the desktop lands
 # in the domain's serial log. Under TCG it reaches the shell in a few seconds.
+# The clipboard: vdi-clip (vdi-clip.c, built static here) runs as the guest agent on the
+# com.redhat.spice.0 port of the domain's qemu-vdagent channel; in the shell,
+# `vdi-clip copy TEXT` puts TEXT on the user's clipboard and `vdi-clip paste` prints what
+# the user copied last.
 #
 # Environment: VDI_IMAGE_KERNEL=/boot/vmlinuz-X picks another kernel (default: newest).
 set -euo pipefail
@@ -34,6 +38,9 @@ moddir=/lib/modules/$kver
 [ -d "$moddir" ] || die "$moddir missing for kernel $kernel"
 busybox=/bin/busybox
 [ -x "$busybox" ] || die "$busybox missing (install busybox-static)"
+clip_src=$(dirname "$self")/vdi-clip.c
+[ -r "$clip_src" ] || die "$clip_src missing"
+command -v cc >/dev/null || die "cc missing (install gcc, libc6-dev)"
 command -v mke2fs >/dev/null || die "mke2fs missing (install e2fsprogs)"
 command -v cpio >/dev/null || die "cpio missing (install cpio)"
 command -v modprobe >/dev/null || die "modprobe missing (install kmod)"
@@ -44,6 +51,7 @@ cmdline="console=ttyS0 console=tty0 nokaslr quiet loglevel=3 consoleblank=0 pani
 stamp="kernel=$kernel $(stat -c '%s %Y' "$kernel")
 busybox=$(stat -c '%s %Y' "$busybox")
 script=$(sha256sum "$self" | cut -d' ' -f1)
+clip=$(sha256sum "$clip_src" | cut -d' ' -f1)
 cmdline=$cmdline"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] &&
     [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ] && [ -s "$out/disk.img" ] &&
@@ -60,7 +68,7 @@ trap 'rm -rf "$work"' EXIT
 # `modprobe --show-depends` resolves what `modinfo -F depends` lists, recursively, plus
 # soft dependencies (ext4 and jbd2 want "crypto-crc32c", a module alias) and prints
 # them in insmod order; "builtin" lines are parts of the kernel image, nothing to load.
-want="virtio_pci virtio_blk ext4"
+want="virtio_pci virtio_blk ext4 virtio_console"
 root=$work/root
 mkdir -p "$root"/{bin,dev,proc,sys,home,tmp,etc,lib/modules,root}
 : >"$work/order"
@@ -85,6 +93,9 @@ cp "$work/order" "$root/lib/modules/load-order"
 # --- busybox + /init -------------------------------------------------------------------
 cp "$busybox" "$root/bin/busybox"
 for app in sh ash; do ln -s busybox "$root/bin/$app"; done
+cc -static -Os -std=gnu11 -Wall -Wextra -Werror -o "$root/bin/vdi-clip" "$clip_src" ||
+    die "cannot build vdi-clip (static libc: install libc6-dev)"
+strip "$root/bin/vdi-clip" 2>/dev/null || true
 
 cat >"$root/init" <<'EOF'
 #!/bin/busybox sh
@@ -112,6 +123,8 @@ if [ -b /dev/vda ] && mount -t ext4 /dev/vda /home; then
 else
     disk="disk: none"
 fi
+# The clipboard agent, when the domain has the agent channel (it waits for the port).
+vdi-clip agent 2>/dev/ttyS0 &
 cat >/etc/profile <<'P'
 export PATH=/bin HOME=/home PS1='desktop:\w\$ '
 cd /home

@@ -218,6 +218,27 @@ fi
 type_text "printf '\\033[?25l'; clear; echo seen through vdi-client; ls /"
 key Return
 expect desk1 20 'seen through vdi-client' "the window shows alice's desktop (what she typed)"
+# The clipboard both ways, through QEMU's qemu-vdagent channel and the demo desktop's
+# guest agent (vdi-clip): copied in the desktop -> the local X clipboard, and back.
+clip_vm="copied-in-the-desktop-$RANDOM"
+type_text "vdi-clip copy $clip_vm"
+key Return
+if poll_until 20 bash -c "[ \"\$(xclip -o -selection clipboard 2>/dev/null)\" = '$clip_vm' ]"; then
+    pass "text copied in the desktop lands on the local clipboard"
+else
+    fail "text copied in the desktop lands on the local clipboard" \
+        "local clipboard: $(xclip -o -selection clipboard 2>&1 | head -c 200)"
+fi
+clip_home="copied-at-home-$RANDOM"
+printf '%s' "$clip_home" | xclip -i -selection clipboard
+sleep 1
+type_text "vdi-clip paste > /dev/ttyS0; echo > /dev/ttyS0"
+key Return
+if wait_text "$serial" "$clip_home" 20; then
+    pass "text copied at home can be pasted in the desktop"
+else
+    fail "text copied at home can be pasted in the desktop" "$clip_home not in $serial"
+fi
 # Ctrl+Alt+Enter: SDL asks the window manager for full screen; Xvfb has none, so the
 # request is checked in the client's log, not by the window's size.
 key ctrl+alt+Return
