@@ -196,8 +196,7 @@ static bool send_cut_text(struct upstream *u)
     _cleanup_(freep) char *text = proxy_cut_to_vm_take(u->p, &len);
     if (!text)
         return true;
-    log_debug("proxy: clipboard to the desktop bytes=%zu%s", len,
-              u->vm_extclip ? " extended" : "");
+    log_debug("proxy: clipboard to the desktop bytes=%zu%s", len, u->vm_extclip ? " extended" : "");
     if (u->vm_extclip) {
         /* Notify makes the text QEMU's clipboard (and the guest agent's, which is told it
          * changed); provide right after gives the data, so no request needs answering. */
@@ -267,8 +266,8 @@ static bool read_cut_text(struct upstream *u)
     uint8_t hdr[8]; /* type, 3 padding, s32 length */
     if (!ReadFromRFBServer(c, (char *)hdr, sizeof(hdr)))
         return false;
-    int32_t length = (int32_t)((uint32_t)hdr[4] << 24 | (uint32_t)hdr[5] << 16 |
-                               (uint32_t)hdr[6] << 8 | hdr[7]);
+    int32_t length =
+        (int32_t)((uint32_t)hdr[4] << 24 | (uint32_t)hdr[5] << 16 | (uint32_t)hdr[6] << 8 | hdr[7]);
     bool extended = length < 0;
     size_t n = extended ? (size_t)(-(int64_t)length) : (size_t)length;
     size_t max = extended ? EXTCLIP_PAYLOAD_MAX(PROXY_CUT_TEXT_MAX) : PROXY_CUT_TEXT_MAX;
