@@ -57,6 +57,8 @@ static int parse_provided_text(const uint8_t *data, size_t len, size_t text_max,
             r = -ENOMEM;
         else
             r = inflate_exact(&z, raw, size);
+        if (r >= 0 && size == text_max + 1 && raw[size - 1] != '\0')
+            r = -E2BIG;
         if (r >= 0) {
             m->text = cut_text_utf8_clean((const char *)raw, size, text_max, &m->text_len);
             if (!m->text)
@@ -74,7 +76,8 @@ int extclip_parse(const uint8_t *payload, size_t len, size_t text_max, struct ex
     if (len < 4 || len > EXTCLIP_PAYLOAD_MAX(text_max))
         return len < 4 ? -EBADMSG : -E2BIG;
     m.flags = get_u32(payload);
-    if ((m.flags & EXTCLIP_PROVIDE) && (m.flags & EXTCLIP_TEXT)) {
+    /* Caps also has the provide bit set (the actions it takes): only a provide has data. */
+    if ((m.flags & EXTCLIP_PROVIDE) && (m.flags & EXTCLIP_TEXT) && !(m.flags & EXTCLIP_CAPS)) {
         int r = parse_provided_text(payload + 4, len - 4, text_max, &m);
         if (r < 0)
             return r;
