@@ -66,9 +66,12 @@ char *cut_text_latin1_to_utf8(const char *text, size_t len, size_t max, size_t *
     if (!out)
         return NULL;
     size_t n = 0;
-    for (size_t i = 0; i < len && text[i]; i++)
+    for (size_t i = 0; i < len && text[i]; i++) {
+        if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
+            continue;
         if (!put_utf8(out, &n, max, (uint8_t)text[i]))
             break;
+    }
     out[n] = '\0';
     *ret_len = n;
     return out;

@@ -21,7 +21,10 @@
  *    handshake makes proxy_attach_upstream fail; neither crashes;
  *  - the clipboard (cut text) both ways with a scripted VM: plain clients (Latin-1),
  *    extended-clipboard clients (UTF-8, as TigerVNC sends it), text copied before the VM
- *    is attached, nothing for view-only; and QEMU keeps working after a ClientCutText.
+ *    is attached, nothing for view-only; and QEMU keeps working after a ClientCutText;
+ *  - a VM with QEMU's extended clipboard (Caps, Notify/Request/Provide, zlib'd UTF-8):
+ *    the proxy answers its Caps, sends Notify + Provide, requests what the VM notifies,
+ *    and survives hostile clipboard messages (oversized, broken zlib, a zip bomb).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +50,9 @@
 #include <cmocka.h>
 #include <rfb/keysym.h>
 #include <rfb/rfbclient.h>
+#include <zlib.h>
 
+#include "extclip.h"
 #include "log.h"
 #include "proxy.h"
 #include "status-screen-internal.h"
@@ -663,19 +668,37 @@ struct fake_vm {
     bool saw_eof; /* atomic: the proxy closed the connection */
     pthread_t thread;
     /* Clipboard (picture mode): fake_vm_send_cut() sends cut_text as ServerCutText; the
-     * proxy's messages are parsed and its last ClientCutText kept (under cut_lock). */
+     * proxy's messages are parsed and its last ClientCutText kept (under cut_lock; also
+     * cut_text once the VM runs: fake_vm_set_cut_text). */
     const char *cut_text;
     int cut_fd;
     pthread_mutex_t cut_lock;
     char *client_cut;
     size_t client_cut_len;
     unsigned client_cuts;
-    uint8_t *in; /* unparsed bytes from the proxy (fake VM thread only) */
+    unsigned keys; /* KeyEvents received (under cut_lock) */
+    /* QEMU's extended clipboard: Caps right after the handshake, Notify(text) instead of
+     * plain cut text (the proxy must Request it), Provide(text) answering a Request. A
+     * Provide from the proxy is kept in client_cut (the parsed text) like a plain cut. */
+    bool ext_clipboard;
+    uint32_t ext_actions;        /* under cut_lock: every action bit received (of a Caps
+                                    only EXTCLIP_CAPS) */
+    uint32_t ext_caps;           /* under cut_lock: the flags of the proxy's last Caps */
+    unsigned ext_requests;       /* under cut_lock: Request(text) received */
+    uint32_t ext_before_provide; /* under cut_lock: flags of the message before the last
+                                    Provide */
+    char *client_cut_raw;        /* under cut_lock: that Provide's text exactly as sent */
+    size_t client_cut_raw_len;
+    uint32_t ext_last; /* fake VM thread only: flags of the last message */
+    uint8_t *in;       /* unparsed bytes from the proxy (fake VM thread only) */
     size_t in_len;
     bool parse_error;
 };
 
 static uint32_t be32(const uint8_t *b);
+
+#define FAKE_VM_CUT_MAX (1024 * 1024)      /* what the fake VM takes, like QEMU */
+#define FAKE_VM_MSG_MAX (16 * 1024 * 1024) /* a larger ClientCutText is a parse error */
 
 /* Length of the client message at b[0..len), 0 when incomplete, -1 when unknown. */
 static long client_message_size(const uint8_t *b, size_t len)
@@ -691,12 +714,96 @@ static long client_message_size(const uint8_t *b, size_t len)
         return 8;
     case 5: /* PointerEvent */
         return 6;
-    case 6: /* ClientCutText */
-        return len < 8 ? 0 : 8 + (long)be32(b + 4);
+    case 6: { /* ClientCutText; a negative length is the extended clipboard's */
+        if (len < 8)
+            return 0;
+        int32_t length = (int32_t)be32(b + 4);
+        int64_t n = length < 0 ? -(int64_t)length : (int64_t)length;
+        return n > FAKE_VM_MSG_MAX ? -1 : 8 + (long)n;
+    }
     case 255: /* QEMU: only the extended key event (subtype 0) */
         return len < 2 ? 0 : b[1] == 0 ? 12 : -1;
     default:
         return -1;
+    }
+}
+
+/* The text record of an extended Provide exactly as sent (zlib: u32 size, then the bytes,
+ * which must be all), NUL-terminated; NULL when the stream is not one whole record. */
+static char *provide_raw_text(const uint8_t *payload, size_t len, size_t *ret_len)
+{
+    uLongf n = 4 + FAKE_VM_CUT_MAX + 2;
+    uint8_t *out = malloc(n);
+    if (!out)
+        return NULL;
+    if (len < 4 || uncompress(out, &n, payload + 4, (uLong)(len - 4)) != Z_OK || n < 4 ||
+        be32(out) != n - 4) {
+        free(out);
+        return NULL;
+    }
+    memmove(out, out + 4, n - 4);
+    out[n - 4] = 0;
+    *ret_len = n - 4;
+    return (char *)out;
+}
+
+/* A copy of the text the VM offers (fake_vm_send_cut, answers to Request). */
+static char *fake_vm_cut_text_dup(struct fake_vm *f)
+{
+    pthread_mutex_lock(&f->cut_lock);
+    char *text = f->cut_text ? strdup(f->cut_text) : NULL;
+    pthread_mutex_unlock(&f->cut_lock);
+    return text;
+}
+
+/* An extended ClientCutText from the proxy: payload[0..len) after the negative length. */
+static void fake_vm_extclip(struct fake_vm *f, const uint8_t *payload, size_t len)
+{
+    struct extclip_msg m;
+    if (extclip_parse(payload, len, FAKE_VM_CUT_MAX, &m) < 0) {
+        f->parse_error = true;
+        return;
+    }
+    uint32_t prev = f->ext_last;
+    f->ext_last = m.flags;
+    size_t raw_len = 0;
+    char *raw = m.text ? provide_raw_text(payload, len, &raw_len) : NULL;
+    bool request =
+        !(m.flags & EXTCLIP_CAPS) && (m.flags & EXTCLIP_REQUEST) && (m.flags & EXTCLIP_TEXT);
+
+    pthread_mutex_lock(&f->cut_lock);
+    if (m.flags & EXTCLIP_CAPS) {
+        f->ext_actions |= EXTCLIP_CAPS;
+        f->ext_caps = m.flags;
+    } else {
+        f->ext_actions |= m.flags & 0xff000000u;
+    }
+    if (request)
+        f->ext_requests++;
+    if (m.text) {
+        free(f->client_cut);
+        f->client_cut = m.text;
+        f->client_cut_len = m.text_len;
+        m.text = NULL;
+        free(f->client_cut_raw);
+        f->client_cut_raw = raw;
+        f->client_cut_raw_len = raw_len;
+        f->ext_before_provide = prev;
+        f->client_cuts++;
+    }
+    pthread_mutex_unlock(&f->cut_lock);
+    extclip_msg_done(&m);
+
+    if (request) {
+        char *text = fake_vm_cut_text_dup(f);
+        uint8_t *msg;
+        size_t msg_len;
+        if (text &&
+            extclip_build_provide(rfbServerCutText, text, strlen(text), &msg, &msg_len) == 0) {
+            (void)fd_write_full(f->fd, msg, msg_len, now_ms() + 5000);
+            free(msg);
+        }
+        free(text);
     }
 }
 
@@ -720,7 +827,13 @@ static void fake_vm_feed(struct fake_vm *f, const void *data, size_t n)
         }
         if (size == 0 || (size_t)size > f->in_len - at)
             break;
-        if (f->in[at] == 6) {
+        if (f->in[at] == 4) {
+            pthread_mutex_lock(&f->cut_lock);
+            f->keys++;
+            pthread_mutex_unlock(&f->cut_lock);
+        } else if (f->in[at] == 6 && (int32_t)be32(f->in + at + 4) < 0) {
+            fake_vm_extclip(f, f->in + at + 8, (size_t)size - 8);
+        } else if (f->in[at] == 6) {
             size_t len = (size_t)size - 8;
             char *text = malloc(len + 1);
             if (text) {
@@ -740,14 +853,31 @@ static void fake_vm_feed(struct fake_vm *f, const void *data, size_t n)
     f->in_len -= at;
 }
 
+/* Plain: cut_text as Latin-1 ServerCutText. Extended: Notify(text), as QEMU does; the text
+ * goes out when the proxy requests it. */
 static void fake_vm_send_cut_text(struct fake_vm *f)
 {
-    size_t len = strlen(f->cut_text);
+    uint64_t deadline = now_ms() + 5000;
+    if (f->ext_clipboard) {
+        uint8_t *msg;
+        size_t msg_len;
+        int r =
+            extclip_build_action(rfbServerCutText, EXTCLIP_NOTIFY | EXTCLIP_TEXT, &msg, &msg_len);
+        if (r == 0) {
+            (void)fd_write_full(f->fd, msg, msg_len, deadline);
+            free(msg);
+        }
+        return;
+    }
+    char *text = fake_vm_cut_text_dup(f);
+    if (!text)
+        return;
+    size_t len = strlen(text);
     uint8_t hdr[8] = {
         3, 0, 0, 0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
-    uint64_t deadline = now_ms() + 5000;
     (void)fd_write_full(f->fd, hdr, sizeof(hdr), deadline);
-    (void)fd_write_full(f->fd, f->cut_text, len, deadline);
+    (void)fd_write_full(f->fd, text, len, deadline);
+    free(text);
 }
 
 /* The gradient, or its inverse, as one full-screen Raw FramebufferUpdate. */
@@ -823,6 +953,18 @@ static void *fake_vm_thread(void *arg)
     if (f->picture && k > 0)
         fake_vm_feed(f, buf, (size_t)k);
 
+    if (f->picture && f->ext_clipboard) {
+        /* QEMU offers the extended clipboard at once: Caps (all actions, text). */
+        uint8_t *msg;
+        size_t msg_len;
+        if (extclip_build_caps(rfbServerCutText,
+                               EXTCLIP_REQUEST | EXTCLIP_PEEK | EXTCLIP_NOTIFY | EXTCLIP_PROVIDE,
+                               FAKE_VM_CUT_MAX, &msg, &msg_len) == 0) {
+            (void)fd_write_full(f->fd, msg, msg_len, deadline);
+            free(msg);
+        }
+    }
+
     if (f->picture) {
         fake_vm_send_picture(f, false, deadline);
 
@@ -890,6 +1032,21 @@ static void fake_vm_send_cut(struct fake_vm *f)
     assert_int_equal(write(f->cut_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
 }
 
+static void fake_vm_set_cut_text(struct fake_vm *f, const char *text)
+{
+    pthread_mutex_lock(&f->cut_lock);
+    f->cut_text = text;
+    pthread_mutex_unlock(&f->cut_lock);
+}
+
+static unsigned fake_vm_keys(struct fake_vm *f)
+{
+    pthread_mutex_lock(&f->cut_lock);
+    unsigned n = f->keys;
+    pthread_mutex_unlock(&f->cut_lock);
+    return n;
+}
+
 static unsigned fake_vm_cuts(struct fake_vm *f)
 {
     pthread_mutex_lock(&f->cut_lock);
@@ -913,6 +1070,7 @@ static void fake_vm_stop(struct fake_vm *f)
     safe_close(f->cut_fd);
     pthread_mutex_destroy(&f->cut_lock);
     free(f->client_cut);
+    free(f->client_cut_raw);
     free(f->in);
 }
 
@@ -1560,6 +1718,251 @@ static void test_resize_before_set_encodings(void **state)
     proxy_free(p);
 }
 
+/* ------------------------------------------------ extended clipboard VM */
+
+/* One ServerCutText with a negative length: payload[0..len) after it. */
+static uint8_t *extended_cut(const uint8_t *payload, size_t len, size_t *ret_len)
+{
+    uint8_t *msg = calloc(1, 8 + len);
+    assert_non_null(msg);
+    uint32_t neg = (uint32_t)0 - (uint32_t)len;
+    msg[0] = 3;
+    msg[4] = (uint8_t)(neg >> 24), msg[5] = (uint8_t)(neg >> 16), msg[6] = (uint8_t)(neg >> 8);
+    msg[7] = (uint8_t)neg;
+    if (len)
+        memcpy(msg + 8, payload, len);
+    *ret_len = 8 + len;
+    return msg;
+}
+
+/* A Provide(text) payload: flags, then zdata[0..zlen). */
+static uint8_t *provide_payload(const uint8_t *zdata, size_t zlen, size_t *ret_len)
+{
+    uint8_t *payload = malloc(4 + zlen);
+    assert_non_null(payload);
+    uint32_t flags = EXTCLIP_PROVIDE | EXTCLIP_TEXT;
+    payload[0] = (uint8_t)(flags >> 24), payload[1] = (uint8_t)(flags >> 16);
+    payload[2] = (uint8_t)(flags >> 8), payload[3] = (uint8_t)flags;
+    memcpy(payload + 4, zdata, zlen);
+    *ret_len = 4 + zlen;
+    return payload;
+}
+
+/* The zlib stream of record[0..len), compress() as QEMU does. */
+static uint8_t *zlib_of(const uint8_t *record, size_t len, size_t *ret_len)
+{
+    uLongf zlen = compressBound((uLong)len);
+    uint8_t *z = malloc(zlen);
+    assert_non_null(z);
+    assert_int_equal(compress(z, &zlen, record, (uLong)len), Z_OK);
+    *ret_len = zlen;
+    return z;
+}
+
+/* After a hostile message from the VM: the proxy is still there, and the clipboard (a new
+ * VM text, Notify -> Request -> Provide), keys and the connection to the user still work. */
+static void expect_alive(struct proxy *p, struct user *u, struct fake_vm *f, const char *what,
+                         const char *utf8, const char *latin1)
+{
+    fprintf(stderr, "after %s\n", what);
+    assert_true(user_pump(u, 200));
+    assert_false(event_fd_fired(p, 0));
+    assert_null(proxy_end_reason(p));
+
+    int cuts = u->cuts;
+    fake_vm_set_cut_text(f, utf8);
+    fake_vm_send_cut(f);
+    uint64_t deadline = now_ms() + 5000;
+    while (u->cuts == cuts && now_ms() < deadline)
+        assert_true(user_pump(u, 20));
+    assert_int_equal(u->cuts, cuts + 1);
+    assert_int_equal(u->cut_len, (int)strlen(latin1));
+    assert_memory_equal(u->cut, latin1, strlen(latin1));
+
+    unsigned keys = fake_vm_keys(f);
+    assert_true(SendKeyEvent(u->c, XK_k, TRUE));
+    assert_true(SendKeyEvent(u->c, XK_k, FALSE));
+    deadline = now_ms() + 5000;
+    while (fake_vm_keys(f) < keys + 2 && now_ms() < deadline)
+        assert_true(user_pump(u, 20));
+    assert_true(fake_vm_keys(f) >= keys + 2);
+    assert_false(f->parse_error);
+    assert_false(event_fd_fired(p, 0));
+}
+
+static void vm_write(struct fake_vm *f, const void *msg, size_t len)
+{
+    assert_int_equal(fd_write_full(f->fd, msg, len, now_ms() + 10000), 0);
+}
+
+/* A VM with QEMU's extended clipboard (UTF-8): Caps answered with Caps; the client's text
+ * goes as Notify + Provide (UTF-8, LF line ends, no NUL); the VM's Notify is answered with
+ * Request, its Provide reaches a plain client as Latin-1. Hostile clipboard messages from
+ * the VM are dropped without ending the connection. */
+static void test_clipboard_extended_vm(void **state)
+{
+    (void)state;
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "raw", false);
+    expect_status_screen(&u, 0);
+    static const char vm_text[] = "from the VM: caf\xc3\xa9 \xe2\x82\xac";
+    struct fake_vm f = {
+        .width = 320, .height = 200, .picture = true, .ext_clipboard = true, .cut_text = vm_text};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    uint8_t *want = gradient_picture(f.width, f.height, false);
+    expect_picture(&u, want, f.width, f.height, "extclip-0-vm");
+    free(want);
+
+    /* The proxy answers the VM's Caps with its own: text, and the actions it takes. */
+    uint64_t deadline = now_ms() + 5000;
+    uint32_t actions = 0, caps = 0;
+    while (now_ms() < deadline) {
+        pthread_mutex_lock(&f.cut_lock);
+        actions = f.ext_actions;
+        caps = f.ext_caps;
+        pthread_mutex_unlock(&f.cut_lock);
+        if (actions & EXTCLIP_CAPS)
+            break;
+        assert_true(user_pump(&u, 20));
+    }
+    fprintf(stderr, "proxy's caps: 0x%08x\n", caps);
+    assert_true(actions & EXTCLIP_CAPS);
+    assert_int_equal(caps & (EXTCLIP_TEXT | EXTCLIP_NOTIFY | EXTCLIP_PROVIDE | EXTCLIP_REQUEST),
+                     EXTCLIP_TEXT | EXTCLIP_NOTIFY | EXTCLIP_PROVIDE | EXTCLIP_REQUEST);
+
+    /* Client (Latin-1) -> VM: Notify, then Provide with UTF-8, CR LF -> LF, no NUL. */
+    char text[] = "caf\xe9 \xbd\r\nline 2";
+    static const char text_utf8[] = "caf\xc3\xa9 \xc2\xbd\nline 2";
+    assert_true(SendClientCutText(u.c, text, (int)strlen(text)));
+    assert_true(wait_vm_cuts(&u, &f, 1));
+    expect_vm_cut(&f, text_utf8);
+    pthread_mutex_lock(&f.cut_lock);
+    actions = f.ext_actions;
+    uint32_t before_provide = f.ext_before_provide;
+    char *raw = f.client_cut_raw ? strdup(f.client_cut_raw) : NULL;
+    size_t raw_len = f.client_cut_raw_len;
+    pthread_mutex_unlock(&f.cut_lock);
+    assert_true(actions & EXTCLIP_NOTIFY);
+    assert_true(actions & EXTCLIP_PROVIDE);
+    assert_int_equal(before_provide, EXTCLIP_NOTIFY | EXTCLIP_TEXT);
+    assert_non_null(raw); /* one whole zlib stream with one record */
+    if (raw_len != strlen(text_utf8) || memcmp(raw, text_utf8, raw_len) != 0) {
+        fprintf(stderr, "Provide's text as sent (%zu bytes):", raw_len);
+        for (size_t i = 0; i < raw_len; i++)
+            fprintf(stderr, " %02x", (uint8_t)raw[i]);
+        fprintf(stderr, "\n");
+    }
+    assert_int_equal(raw_len, strlen(text_utf8));
+    assert_memory_equal(raw, text_utf8, raw_len);
+    free(raw);
+
+    /* VM -> client: Notify, the proxy requests, the VM provides; Latin-1 for libvncclient. */
+    fake_vm_send_cut(&f);
+    deadline = now_ms() + 5000;
+    while (u.cuts < 1 && now_ms() < deadline)
+        assert_true(user_pump(&u, 20));
+    assert_int_equal(u.cuts, 1);
+    static const char vm_latin1[] = "from the VM: caf\xe9 ?";
+    assert_int_equal(u.cut_len, (int)strlen(vm_latin1));
+    assert_memory_equal(u.cut, vm_latin1, strlen(vm_latin1));
+    pthread_mutex_lock(&f.cut_lock);
+    unsigned requests = f.ext_requests;
+    pthread_mutex_unlock(&f.cut_lock);
+    assert_int_equal(requests, 1);
+    assert_false(f.parse_error);
+
+    /* Hostile messages, written here while the VM thread is idle. */
+    size_t len, plen, zlen;
+    uint8_t *msg, *payload, *z;
+
+    /* (a) A Provide over EXTCLIP_PAYLOAD_MAX(1 MiB): 2 MiB + 1 bytes, read and skipped. */
+    plen = 2 * 1024 * 1024 + 1;
+    payload = calloc(1, plen);
+    assert_non_null(payload);
+    payload[0] = (uint8_t)((EXTCLIP_PROVIDE | EXTCLIP_TEXT) >> 24);
+    payload[3] = (uint8_t)EXTCLIP_TEXT;
+    msg = extended_cut(payload, plen, &len);
+    vm_write(&f, msg, len);
+    free(msg);
+    free(payload);
+    expect_alive(p, &u, &f, "an oversized Provide", "after (a) \xc3\xa0", "after (a) \xe0");
+
+    /* (b) A Provide whose zlib data is garbage. */
+    static const uint8_t garbage[] = "this is not a zlib stream \x01\x02\x03\xff\xfe";
+    payload = provide_payload(garbage, sizeof(garbage), &plen);
+    msg = extended_cut(payload, plen, &len);
+    vm_write(&f, msg, len);
+    free(msg);
+    free(payload);
+    expect_alive(p, &u, &f, "a Provide with broken zlib", "after (b)", "after (b)");
+
+    /* (b2) A whole zlib stream shorter than the size its record declares. */
+    static const uint8_t short_record[] = {0, 0, 0, 100, 's', 'h', 'o', 'r', 't'};
+    z = zlib_of(short_record, sizeof(short_record), &zlen);
+    payload = provide_payload(z, zlen, &plen);
+    msg = extended_cut(payload, plen, &len);
+    vm_write(&f, msg, len);
+    free(msg);
+    free(payload);
+    free(z);
+    expect_alive(p, &u, &f, "a Provide shorter than declared", "after (b2)", "after (b2)");
+
+    /* (b3) Shorter than its flags. */
+    static const uint8_t two[] = {0x10, 0};
+    msg = extended_cut(two, sizeof(two), &len);
+    vm_write(&f, msg, len);
+    free(msg);
+    expect_alive(p, &u, &f, "a 2-byte extended message", "after (b3)", "after (b3)");
+
+    /* (c) A zip bomb: a few KiB that inflate to 4 MiB of zeros, declared as such. */
+    size_t bomb = 4 * 1024 * 1024;
+    uint8_t *record = calloc(1, 4 + bomb);
+    assert_non_null(record);
+    record[0] = (uint8_t)(bomb >> 24), record[1] = (uint8_t)(bomb >> 16);
+    record[2] = (uint8_t)(bomb >> 8), record[3] = (uint8_t)bomb;
+    z = zlib_of(record, 4 + bomb, &zlen);
+    free(record);
+    fprintf(stderr, "zip bomb: %zu bytes of zlib for %zu bytes\n", zlen, 4 + bomb);
+    assert_true(zlen < EXTCLIP_PAYLOAD_MAX(1024 * 1024));
+    payload = provide_payload(z, zlen, &plen);
+    msg = extended_cut(payload, plen, &len);
+    vm_write(&f, msg, len);
+    free(msg);
+    free(payload);
+    free(z);
+    expect_alive(p, &u, &f, "a zip bomb", "after (c) \xe2\x82\xac", "after (c) ?");
+
+    /* (d) Plain ServerCutText of 1 MiB + 1 bytes: over PROXY_CUT_TEXT_MAX, skipped. */
+    size_t big = 1024 * 1024 + 1;
+    msg = malloc(8 + big);
+    assert_non_null(msg);
+    msg[0] = 3, msg[1] = msg[2] = msg[3] = 0;
+    msg[4] = (uint8_t)(big >> 24), msg[5] = (uint8_t)(big >> 16), msg[6] = (uint8_t)(big >> 8);
+    msg[7] = (uint8_t)big;
+    memset(msg + 8, 'x', big);
+    vm_write(&f, msg, 8 + big);
+    free(msg);
+    expect_alive(p, &u, &f, "a plain 1 MiB + 1 cut text", "after (d)", "after (d)");
+    assert_int_equal(u.cuts, 7); /* none of the hostile messages reached the user */
+
+    /* The VM's display still flows. */
+    fake_vm_send_inverted(&f);
+    want = gradient_picture(f.width, f.height, true);
+    expect_picture(&u, want, f.width, f.height, "extclip-1-inverted");
+    free(want);
+    assert_false(f.parse_error);
+    assert_false(event_fd_fired(p, 0));
+
+    user_stop(&u);
+    fake_vm_stop(&f);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
 int main(void)
 {
     if (getenv("VDI_TEST_DEBUG"))
@@ -1587,6 +1990,7 @@ int main(void)
         cmocka_unit_test(test_clipboard),
         cmocka_unit_test(test_clipboard_view_only_set_late),
         cmocka_unit_test(test_clipboard_extended_client),
+        cmocka_unit_test(test_clipboard_extended_vm),
     };
     int fds_before = count_open_fds();
     int r = cmocka_run_group_tests(tests, group_setup, group_teardown);

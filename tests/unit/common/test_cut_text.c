@@ -126,6 +126,7 @@ static void test_crlf_becomes_lf(void **state)
     CHECK(cut_text_utf8_to_latin1, "a\r\nb\r\n", NO_CAP, "a\nb\n");
     CHECK(cut_text_utf8_clean, "a\r\nb\r\n", NO_CAP, "a\nb\n");
     CHECK(cut_text_utf8_clean, "\r\r\n", NO_CAP, "\r\n");
+    CHECK(cut_text_latin1_to_utf8, "caf\xe9\r\nb\r\n", NO_CAP, "caf\xc3\xa9\nb\n");
 }
 
 static void test_lone_cr_stays(void **state)
@@ -136,6 +137,7 @@ static void test_lone_cr_stays(void **state)
     CHECK(cut_text_utf8_clean, "a\rb", NO_CAP, "a\rb");
     CHECK(cut_text_utf8_clean, "a\r", NO_CAP, "a\r");
     CHECK(cut_text_utf8_clean, "\n\r", NO_CAP, "\n\r");
+    CHECK(cut_text_latin1_to_utf8, "a\rb\r", NO_CAP, "a\rb\r");
 }
 
 static void test_nul_ends_text(void **state)
