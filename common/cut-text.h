@@ -12,8 +12,8 @@
 uint32_t cut_text_utf8_decode(const uint8_t *s, size_t left, size_t *n);
 
 /* Latin-1 text[0..len) to UTF-8, up to the first NUL, CR LF becoming LF, keeping at most
- * max bytes of output (never a partial character). Returns a NUL-terminated malloc'd string and its length in
- * *ret_len, or NULL when out of memory. */
+ * max bytes of output (never a partial character). Returns a NUL-terminated malloc'd string and its
+ * length in *ret_len, or NULL when out of memory. */
 char *cut_text_latin1_to_utf8(const char *text, size_t len, size_t max, size_t *ret_len);
 
 /* UTF-8 text[0..len) to Latin-1, up to the first NUL: code points above U+00FF and invalid
