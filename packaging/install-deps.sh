@@ -10,7 +10,8 @@ BUILD_PKGS="build-essential cmake pkg-config clang-format
 RUN_PKGS="libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   gnutls-bin linux-image-amd64 busybox-static e2fsprogs cpio fonts-dejavu-core ovmf"
 TEST_PKGS="libpam-wrapper libnss-wrapper tigervnc-viewer xvfb xdotool imagemagick jq sqlite3
-  tesseract-ocr tesseract-ocr-eng socat xclip"
+  tesseract-ocr tesseract-ocr-eng socat xclip udev libgl1-mesa-dri libegl-mesa0 libegl1 libgbm1
+  libgles2"
 
 missing=""
 for p in $BUILD_PKGS $RUN_PKGS $TEST_PKGS; do

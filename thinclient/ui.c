@@ -110,14 +110,23 @@ int ui_new(const struct ui_options *o, struct ui **ret)
         log_error("Cannot create the window: %s", SDL_GetError());
         goto fail;
     }
+    /* On KMS/DRM (a kiosk without X) SDL 2.26 picks desktop OpenGL, whose frames never
+     * reached the screen with Mesa (only the first clear showed, e2e_kiosk_kms); OpenGL ES
+     * 2 is EGL's own API there. A SDL_RENDER_DRIVER set by the user still wins. */
+    const char *video = SDL_GetCurrentVideoDriver();
+    if (video && SDL_strcasecmp(video, "KMSDRM") == 0 && !SDL_GetHint(SDL_HINT_RENDER_DRIVER))
+        SDL_SetHint(SDL_HINT_RENDER_DRIVER, "opengles2");
     u->renderer = SDL_CreateRenderer(u->window, -1, 0);
     if (!u->renderer) {
         log_error("Cannot create a renderer: %s", SDL_GetError());
         goto fail;
     }
     SDL_RendererInfo info;
+    int out_w = 0, out_h = 0;
+    ui_size(u, &out_w, &out_h);
     if (SDL_GetRendererInfo(u->renderer, &info) == 0)
-        log_debug("renderer=%s video=%s", info.name, SDL_GetCurrentVideoDriver());
+        log_debug("renderer=%s video=%s size=%dx%d", info.name, SDL_GetCurrentVideoDriver(),
+                  out_w, out_h);
     if (o->kiosk) {
         SDL_SetWindowGrab(u->window, SDL_TRUE);
         SDL_DisableScreenSaver();
