@@ -125,8 +125,8 @@ int ui_new(const struct ui_options *o, struct ui **ret)
     int out_w = 0, out_h = 0;
     ui_size(u, &out_w, &out_h);
     if (SDL_GetRendererInfo(u->renderer, &info) == 0)
-        log_debug("renderer=%s video=%s size=%dx%d", info.name, SDL_GetCurrentVideoDriver(),
-                  out_w, out_h);
+        log_debug("renderer=%s video=%s size=%dx%d", info.name, SDL_GetCurrentVideoDriver(), out_w,
+                  out_h);
     if (o->kiosk) {
         SDL_SetWindowGrab(u->window, SDL_TRUE);
         SDL_DisableScreenSaver();
