@@ -77,9 +77,13 @@ char *cut_text_latin1_to_utf8(const char *text, size_t len, size_t max, size_t *
     return out;
 }
 
-char *cut_text_utf8_to_latin1(const char *text, size_t len, size_t max, size_t *ret_len)
+/* The UTF-8 walk both outputs share: decode, drop the CR of CR LF, write Latin-1 ('?'
+ * above U+00FF) or clean UTF-8, up to max bytes. */
+static char *utf8_convert(const char *text, size_t len, size_t max, bool to_latin1,
+                          size_t *ret_len)
 {
-    char *out = out_alloc(len, 1, max);
+    /* Latin-1 never grows; each invalid byte may become the 3 bytes of U+FFFD. */
+    char *out = out_alloc(len, to_latin1 ? 1 : 3, max);
     if (!out)
         return NULL;
     const uint8_t *in = (const uint8_t *)text;
@@ -89,30 +93,22 @@ char *cut_text_utf8_to_latin1(const char *text, size_t len, size_t max, size_t *
         i += step;
         if (cp == '\r' && i < len && in[i] == '\n')
             continue;
-        out[n++] = cp <= 0xff ? (char)cp : '?';
+        if (to_latin1)
+            out[n++] = cp <= 0xff ? (char)cp : '?';
+        else if (!put_utf8(out, &n, max, cp))
+            break;
     }
     out[n] = '\0';
     *ret_len = n;
     return out;
 }
 
+char *cut_text_utf8_to_latin1(const char *text, size_t len, size_t max, size_t *ret_len)
+{
+    return utf8_convert(text, len, max, true, ret_len);
+}
+
 char *cut_text_utf8_clean(const char *text, size_t len, size_t max, size_t *ret_len)
 {
-    /* Each invalid byte may become the 3 bytes of U+FFFD. */
-    char *out = out_alloc(len, 3, max);
-    if (!out)
-        return NULL;
-    const uint8_t *in = (const uint8_t *)text;
-    size_t i = 0, n = 0, step;
-    while (i < len && in[i]) {
-        uint32_t cp = cut_text_utf8_decode(in + i, len - i, &step);
-        i += step;
-        if (cp == '\r' && i < len && in[i] == '\n')
-            continue;
-        if (!put_utf8(out, &n, max, cp))
-            break;
-    }
-    out[n] = '\0';
-    *ret_len = n;
-    return out;
+    return utf8_convert(text, len, max, false, ret_len);
 }
