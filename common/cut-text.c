@@ -79,8 +79,7 @@ char *cut_text_latin1_to_utf8(const char *text, size_t len, size_t max, size_t *
 
 /* The UTF-8 walk both outputs share: decode, drop the CR of CR LF, write Latin-1 ('?'
  * above U+00FF) or clean UTF-8, up to max bytes. */
-static char *utf8_convert(const char *text, size_t len, size_t max, bool to_latin1,
-                          size_t *ret_len)
+static char *utf8_convert(const char *text, size_t len, size_t max, bool to_latin1, size_t *ret_len)
 {
     /* Latin-1 never grows; each invalid byte may become the 3 bytes of U+FFFD. */
     char *out = out_alloc(len, to_latin1 ? 1 : 3, max);
