@@ -7,7 +7,8 @@
  * the input events that libvncserver's client thread queued, and the clipboard both ways
  * (README "Clipboard"): QEMU's extended clipboard (UTF-8, extclip.h) when it offers it,
  * plain Latin-1 cut text otherwise. ServerCutText is read here, not by libvncclient
- * 0.9.14, which knows no extended clipboard and ends the connection on its negative length.
+ * 0.9.14, which knows no extended clipboard and ends the connection on its negative length;
+ * so is QEMU's ExtendedDesktopSize (read_ext_desktop_size()).
  *
  * libvncclient 0.9.14 workarounds (ENVIRONMENT.md): our own SetEncodings right after the
  * handshake, without ExtDesktopSize (-308) and LED state (-261), so QEMU announces resizes
@@ -292,11 +293,103 @@ static bool read_cut_text(struct upstream *u)
     return true;
 }
 
-/* One message from the VM, whose first byte is type: cut text here, the rest in
- * libvncclient. */
-static bool handle_server_message(struct upstream *u, uint8_t type)
+/* Makes libvncclient's read buffer (public in rfbclient.h) hold at least n bytes of the
+ * stream, reading more as libvncclient itself would, so that the start of the next
+ * message can be looked at before deciding who reads it. Waits at most the read timeout.
+ * Returns 0, -ECONNRESET at the end of the stream, -ETIMEDOUT or -errno. */
+static int buffer_at_least(rfbClient *c, unsigned n)
 {
-    return type == rfbServerCutText ? read_cut_text(u) : HandleRFBServerMessage(u->client);
+    if (c->buffered >= n)
+        return 0;
+    memmove(c->buf, c->bufoutptr, c->buffered);
+    c->bufoutptr = c->buf;
+    uint64_t deadline = now_ms() + PROXY_UPSTREAM_READ_TIMEOUT_S * 1000;
+    while (c->buffered < n) {
+        ssize_t k = read(c->sock, c->buf + c->buffered, RFB_BUF_SIZE - c->buffered);
+        if (k > 0) {
+            c->buffered += (unsigned)k;
+            continue;
+        }
+        if (k == 0)
+            return -ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        uint64_t now = now_ms();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        struct pollfd pfd = {.fd = c->sock, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(deadline - now)) < 0 && errno != EINTR)
+            return -errno;
+    }
+    return 0;
+}
+
+#define EXT_DESKTOP_SIZE_ENCODING (-308)
+
+/* Whether the next message, a FramebufferUpdate, is a lone ExtendedDesktopSize
+ * rectangle: header (type, padding, u16 count) and rectangle (u16 x, y, w, h, s32
+ * encoding). An update without rectangles is not waited past. Returns 1, 0 or -errno. */
+static int next_is_ext_desktop_size(rfbClient *c)
+{
+    int r = buffer_at_least(c, 4);
+    if (r < 0)
+        return r;
+    const uint8_t *b = (const uint8_t *)c->bufoutptr;
+    if ((b[2] << 8 | b[3]) != 1)
+        return 0;
+    r = buffer_at_least(c, 16);
+    if (r < 0)
+        return r;
+    b = (const uint8_t *)c->bufoutptr;
+    int32_t encoding = (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+                                 (uint32_t)b[14] << 8 | b[15]);
+    return encoding == EXT_DESKTOP_SIZE_ENCODING;
+}
+
+/* QEMU's new display size as an ExtendedDesktopSize rectangle, which it sends when it
+ * changed after ServerInit but before our own SetEncodings (libvncclient's asks for it).
+ * libvncclient 0.9.14 ignores QEMU's screen id 0 and then fails on the first rectangle of
+ * the new size, so it is read here, and applied as a DesktopSize would be. */
+static bool read_ext_desktop_size(struct upstream *u)
+{
+    rfbClient *c = u->client;
+    uint8_t hdr[4 + 12 + 4]; /* update header, rectangle, screen count and padding */
+    if (!ReadFromRFBServer(c, (char *)hdr, sizeof(hdr)) || !skip_bytes(c, (size_t)hdr[16] * 16))
+        return false;
+    int status = hdr[6] << 8 | hdr[7]; /* y: 0 unless refusing a client's request */
+    int w = hdr[8] << 8 | hdr[9], h = hdr[10] << 8 | hdr[11];
+    if (status != 0 || (w == c->width && h == c->height))
+        return true;
+    log_debug("proxy: display size %dx%d (extended desktop size)", w, h);
+    c->width = w;
+    c->height = h;
+    c->updateRect.x = c->updateRect.y = 0;
+    c->updateRect.w = w;
+    c->updateRect.h = h;
+    return on_malloc_framebuffer(c) && SendFramebufferUpdateRequest(c, 0, 0, w, h, FALSE);
+}
+
+/* The next message from the VM: cut text and ExtendedDesktopSize here, the rest in
+ * libvncclient. Returns false when reading failed or the VM broke the protocol. */
+static bool handle_server_message(struct upstream *u)
+{
+    rfbClient *c = u->client;
+    int r = buffer_at_least(c, 1);
+    if (r >= 0 && (uint8_t)c->bufoutptr[0] == rfbServerCutText)
+        return read_cut_text(u);
+    if (r >= 0 && (uint8_t)c->bufoutptr[0] == rfbFramebufferUpdate) {
+        r = next_is_ext_desktop_size(c);
+        if (r > 0)
+            return read_ext_desktop_size(u);
+    }
+    if (r < 0) {
+        snprintf(u->error, sizeof(u->error), "%s",
+                 r == -ECONNRESET ? "connection closed" : strerror(-r));
+        return false;
+    }
+    return HandleRFBServerMessage(c);
 }
 
 /* SetEncodings that QEMU should use from now on. Raw: QEMU's display fd is local (libvirt
@@ -401,25 +494,8 @@ static void *upstream_thread(void *arg)
         }
 
         if (fds[0].revents) {
-            char b = 0; /* the next message's type when nothing is buffered */
-            if (c->buffered == 0) {
-                ssize_t k = recv(c->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-                if (k == 0) {
-                    upstream_fail(u, "connection closed");
-                    return NULL;
-                }
-                if (k < 0 && errno != EAGAIN && errno != EINTR) {
-                    char msg[128];
-                    snprintf(msg, sizeof(msg), "read failed: %s", strerror(errno));
-                    upstream_fail(u, msg);
-                    return NULL;
-                }
-                if (k < 0)
-                    continue;
-            }
             do {
-                uint8_t type = (uint8_t)(c->buffered > 0 ? c->bufoutptr[0] : b);
-                if (!handle_server_message(u, type)) {
+                if (!handle_server_message(u)) {
                     upstream_fail(u, u->error[0] ? u->error : "protocol error or timeout");
                     return NULL;
                 }

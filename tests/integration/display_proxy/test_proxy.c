@@ -664,6 +664,10 @@ struct fake_vm {
     int width, height;
     bool garbage_in_handshake;
     bool picture; /* serve a colour gradient instead of breaking the protocol */
+    /* Before the picture: an empty update, then this new size announced the way QEMU does
+     * when its display changed before the client's SetEncodings was read (ExtendedDesktop-
+     * Size, screen id 0); the picture then has that size. 0: no resize. */
+    int resize_w, resize_h;
     int again_fd; /* eventfd: serve the gradient again, inverted (fake_vm_send_inverted) */
     bool saw_eof; /* atomic: the proxy closed the connection */
     pthread_t thread;
@@ -963,6 +967,23 @@ static void *fake_vm_thread(void *arg)
             (void)fd_write_full(f->fd, msg, msg_len, deadline);
             free(msg);
         }
+    }
+
+    if (f->picture && f->resize_w > 0) {
+        uint8_t msg[4 + 4 + 12 + 4 + 16] = {
+            0, 0, 0, 0,                            /* an update without rectangles */
+            0, 0, 0, 1,                            /* FramebufferUpdate, 1 rectangle */
+            0, 0, 0, 0,                            /* reason 0 (the server's), status 0 */
+            (uint8_t)(f->resize_w >> 8), (uint8_t)f->resize_w, (uint8_t)(f->resize_h >> 8),
+            (uint8_t)f->resize_h, 0xff, 0xff, 0xfe, 0xcc, /* -308 */
+            1, 0, 0, 0,                                   /* 1 screen */
+            0, 0, 0, 0, 0, 0, 0, 0,                       /* id 0, at 0,0 */
+            (uint8_t)(f->resize_w >> 8), (uint8_t)f->resize_w, (uint8_t)(f->resize_h >> 8),
+            (uint8_t)f->resize_h, 0, 0, 0, 0, /* flags */
+        };
+        (void)fd_write_full(f->fd, msg, sizeof(msg), deadline);
+        f->width = f->resize_w;
+        f->height = f->resize_h;
     }
 
     if (f->picture) {
@@ -1718,6 +1739,35 @@ static void test_resize_before_set_encodings(void **state)
     proxy_free(p);
 }
 
+/* Regression (seen with QEMU under load): the VM's display changed size after ServerInit,
+ * and QEMU announced it with ExtendedDesktopSize, screen id 0, which libvncclient 0.9.14
+ * ignores before failing on the first rectangle of the new size. The proxy must take
+ * the new size and show the picture. */
+static void test_vm_resize_before_set_encodings(void **state)
+{
+    (void)state;
+    int client_fd = -1, vm_fd = -1;
+    struct proxy *p = new_proxy(&client_fd);
+    struct user u;
+    user_start(&u, client_fd, "raw", false);
+    expect_status_screen(&u, 0);
+
+    struct fake_vm f = {.width = 640, .height = 480, .picture = true, .resize_w = 720,
+                        .resize_h = 400};
+    fake_vm_start(&f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    uint8_t *want = gradient_picture(720, 400, false);
+    expect_picture(&u, want, 720, 400, "vm-resized");
+    free(want);
+    assert_false(event_fd_fired(p, 0));
+
+    user_stop(&u);
+    fake_vm_stop(&f);
+    assert_true(event_fd_fired(p, 5000));
+    proxy_free(p);
+    safe_close(client_fd);
+}
+
 /* ------------------------------------------------ extended clipboard VM */
 
 /* One ServerCutText with a negative length: payload[0..len) after it. */
@@ -1984,6 +2034,7 @@ int main(void)
         cmocka_unit_test(test_gradient_tight_jpeg),
         cmocka_unit_test(test_stalled_client),
         cmocka_unit_test(test_resize_before_set_encodings),
+        cmocka_unit_test(test_vm_resize_before_set_encodings),
         cmocka_unit_test(test_view_only),
         cmocka_unit_test(test_notice_banner),
         cmocka_unit_test(test_close_desktop),
