@@ -8,41 +8,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cut-text.h"
+
 /* ---- UTF-8 text fields ---- */
 
-/* Bytes of the well-formed UTF-8 character at s[0..n), storing its code point; 0 when the
- * bytes are not one (stray continuation, overlong form, surrogate, beyond U+10FFFF, cut). */
+/* Bytes of the well-formed UTF-8 character at s[0..n) (n >= 1), storing its code point;
+ * 0 when the bytes are not one (cut_text_utf8_decode's U+FFFD for one invalid byte; a
+ * real U+FFFD takes three). */
 static size_t utf8_decode(const char *s, size_t n, uint32_t *cp)
 {
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    const unsigned char *p = (const unsigned char *)s;
     size_t len;
-    uint32_t c;
-    if (n == 0)
-        return 0;
-    if (p[0] < 0x80) {
-        *cp = p[0];
-        return 1;
-    }
-    if ((p[0] & 0xe0) == 0xc0)
-        len = 2, c = p[0] & 0x1f;
-    else if ((p[0] & 0xf0) == 0xe0)
-        len = 3, c = p[0] & 0x0f;
-    else if ((p[0] & 0xf8) == 0xf0)
-        len = 4, c = p[0] & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        c = c << 6 | (p[i] & 0x3f);
-    }
-    if (c < min_cp[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return len;
+    *cp = cut_text_utf8_decode((const uint8_t *)s, n, &len);
+    return *cp == 0xfffd && len == 1 ? 0 : len;
 }
 
 /* C0, DEL, C1 and the Unicode line/paragraph separators: nothing a one-line field (or the
