@@ -319,13 +319,15 @@ int viewer_run(struct viewer *w, struct vnc *vnc)
 {
     if (w->vnc != vnc)
         session_start(w, vnc);
-    /* A UI_EVENT_FRAME of an earlier session may have been taken by the caller's loop:
-     * allow the next notification, then look once in case the session already ended. */
+    /* The caller's loop (the "Reconnecting" screen, the session handoff) may have taken a
+     * UI_EVENT_FRAME of this session: allow the next notification, then take what the frame
+     * already holds. Otherwise a still desktop, which sends nothing more, stays black. */
     atomic_store(&w->frame_pending, false);
-    if (vnc_ended(vnc)) {
-        int r = update_frame(w);
-        return r < 0 ? r : VIEWER_SESSION_ENDED;
-    }
+    int r = update_frame(w);
+    if (r < 0)
+        return viewer_leave(w, r);
+    if (vnc_ended(vnc))
+        return VIEWER_SESSION_ENDED;
 
     Uint32 ui_type = ui_event_type(w->ui);
     bool redraw = true;
@@ -349,7 +351,7 @@ int viewer_run(struct viewer *w, struct vnc *vnc)
             if (e.type == ui_type) {
                 if (e.user.code == UI_EVENT_FRAME) {
                     atomic_store(&w->frame_pending, false);
-                    int r = update_frame(w);
+                    r = update_frame(w);
                     if (r < 0)
                         return viewer_leave(w, r);
                     redraw |= r > 0;
