@@ -8,7 +8,8 @@
  * (README "Clipboard"): QEMU's extended clipboard (UTF-8, extclip.h) when it offers it,
  * plain Latin-1 cut text otherwise. ServerCutText is read here, not by libvncclient
  * 0.9.14, which knows no extended clipboard and ends the connection on its negative length;
- * so is QEMU's ExtendedDesktopSize (read_ext_desktop_size()).
+ * so are two pseudo-rectangles it mishandles while the display changes size at attach
+ * (read_ext_desktop_size(), read_ext_key_ack()).
  *
  * libvncclient 0.9.14 workarounds (ENVIRONMENT.md): our own SetEncodings right after the
  * handshake, without ExtDesktopSize (-308) and LED state (-261), so QEMU announces resizes
@@ -328,10 +329,11 @@ static int buffer_at_least(rfbClient *c, unsigned n)
 
 #define EXT_DESKTOP_SIZE_ENCODING (-308)
 
-/* Whether the next message, a FramebufferUpdate, is a lone ExtendedDesktopSize
- * rectangle: header (type, padding, u16 count) and rectangle (u16 x, y, w, h, s32
- * encoding). An update without rectangles is not waited past. Returns 1, 0 or -errno. */
-static int next_is_ext_desktop_size(rfbClient *c)
+/* The encoding of the next message when it is a FramebufferUpdate with exactly one
+ * rectangle, as QEMU sends its pseudo-rectangles: header (type, padding, u16 count) and
+ * rectangle (u16 x, y, w, h, s32 encoding). Returns 1 and *encoding, 0 for any other
+ * update (one without rectangles is not waited past), or -errno. */
+static int next_lone_rectangle(rfbClient *c, int32_t *encoding)
 {
     int r = buffer_at_least(c, 4);
     if (r < 0)
@@ -343,9 +345,9 @@ static int next_is_ext_desktop_size(rfbClient *c)
     if (r < 0)
         return r;
     b = (const uint8_t *)c->bufoutptr;
-    int32_t encoding = (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                                 (uint32_t)b[14] << 8 | b[15]);
-    return encoding == EXT_DESKTOP_SIZE_ENCODING;
+    *encoding = (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+                          (uint32_t)b[14] << 8 | b[15]);
+    return 1;
 }
 
 /* QEMU's new display size as an ExtendedDesktopSize rectangle, which it sends when it
@@ -371,18 +373,35 @@ static bool read_ext_desktop_size(struct upstream *u)
     return on_malloc_framebuffer(c) && SendFramebufferUpdateRequest(c, 0, 0, w, h, FALSE);
 }
 
-/* The next message from the VM: cut text and ExtendedDesktopSize here, the rest in
- * libvncclient. Returns false when reading failed or the VM broke the protocol. */
+/* QEMU's acknowledgement of extended key events: a rectangle without data, sized as its
+ * display is now, which may not be the size we know yet (the resize is announced after
+ * it). libvncclient 0.9.14 checks that size before the encoding and would fail, so the
+ * acknowledgement is taken here: the bit SupportsClient2Server(rfbQemuEvent) reads. */
+static bool read_ext_key_ack(struct upstream *u)
+{
+    rfbClient *c = u->client;
+    uint8_t hdr[4 + 12];
+    if (!ReadFromRFBServer(c, (char *)hdr, sizeof(hdr)))
+        return false;
+    c->supportedMessages.client2server[rfbQemuEvent / 8] |= (uint8_t)(1 << (rfbQemuEvent % 8));
+    return true;
+}
+
+/* The next message from the VM: cut text and the two pseudo-rectangles above here, the
+ * rest in libvncclient. Returns false when reading failed or the VM broke the protocol. */
 static bool handle_server_message(struct upstream *u)
 {
     rfbClient *c = u->client;
+    int32_t encoding = 0;
     int r = buffer_at_least(c, 1);
     if (r >= 0 && (uint8_t)c->bufoutptr[0] == rfbServerCutText)
         return read_cut_text(u);
-    if (r >= 0 && (uint8_t)c->bufoutptr[0] == rfbFramebufferUpdate) {
-        r = next_is_ext_desktop_size(c);
-        if (r > 0)
+    if (r >= 0 && (uint8_t)c->bufoutptr[0] == rfbFramebufferUpdate &&
+        (r = next_lone_rectangle(c, &encoding)) > 0) {
+        if (encoding == EXT_DESKTOP_SIZE_ENCODING)
             return read_ext_desktop_size(u);
+        if (encoding == (int32_t)rfbEncodingQemuExtendedKeyEvent)
+            return read_ext_key_ack(u);
     }
     if (r < 0) {
         snprintf(u->error, sizeof(u->error), "%s",

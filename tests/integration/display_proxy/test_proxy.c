@@ -664,9 +664,10 @@ struct fake_vm {
     int width, height;
     bool garbage_in_handshake;
     bool picture; /* serve a colour gradient instead of breaking the protocol */
-    /* Before the picture: an empty update, then this new size announced the way QEMU does
-     * when its display changed before the client's SetEncodings was read (ExtendedDesktop-
-     * Size, screen id 0); the picture then has that size. 0: no resize. */
+    /* Before the picture, as QEMU when its display changed before the client's SetEncodings
+     * was read: the extended key event acknowledgement already of this new size, an empty
+     * update, then the size announced with ExtendedDesktopSize, screen id 0; the picture
+     * then has that size. 0: no resize. */
     int resize_w, resize_h;
     int again_fd; /* eventfd: serve the gradient again, inverted (fake_vm_send_inverted) */
     bool saw_eof; /* atomic: the proxy closed the connection */
@@ -680,7 +681,8 @@ struct fake_vm {
     char *client_cut;
     size_t client_cut_len;
     unsigned client_cuts;
-    unsigned keys; /* KeyEvents received (under cut_lock) */
+    unsigned keys;     /* KeyEvents received (under cut_lock) */
+    unsigned ext_keys; /* QEMU extended key events received (under cut_lock) */
     /* QEMU's extended clipboard: Caps right after the handshake, Notify(text) instead of
      * plain cut text (the proxy must Request it), Provide(text) answering a Request. A
      * Provide from the proxy is kept in client_cut (the parsed text) like a plain cut. */
@@ -831,9 +833,9 @@ static void fake_vm_feed(struct fake_vm *f, const void *data, size_t n)
         }
         if (size == 0 || (size_t)size > f->in_len - at)
             break;
-        if (f->in[at] == 4) {
+        if (f->in[at] == 4 || f->in[at] == 255) {
             pthread_mutex_lock(&f->cut_lock);
-            f->keys++;
+            *(f->in[at] == 4 ? &f->keys : &f->ext_keys) += 1;
             pthread_mutex_unlock(&f->cut_lock);
         } else if (f->in[at] == 6 && (int32_t)be32(f->in + at + 4) < 0) {
             fake_vm_extclip(f, f->in + at + 8, (size_t)size - 8);
@@ -970,8 +972,11 @@ static void *fake_vm_thread(void *arg)
     }
 
     if (f->picture && f->resize_w > 0) {
-        uint8_t msg[4 + 4 + 12 + 4 + 16] = {
-            0, 0, 0, 0,                            /* an update without rectangles */
+        uint8_t msg[16 + 4 + 4 + 12 + 4 + 16] = {
+            0, 0, 0, 1, 0, 0, 0, 0, /* FramebufferUpdate, 1 rectangle at 0,0 */
+            (uint8_t)(f->resize_w >> 8), (uint8_t)f->resize_w, (uint8_t)(f->resize_h >> 8),
+            (uint8_t)f->resize_h, 0xff, 0xff, 0xfe, 0xfe, /* -258, no data */
+            0, 0, 0, 0,                                   /* an update without rectangles */
             0, 0, 0, 1,                            /* FramebufferUpdate, 1 rectangle */
             0, 0, 0, 0,                            /* reason 0 (the server's), status 0 */
             (uint8_t)(f->resize_w >> 8), (uint8_t)f->resize_w, (uint8_t)(f->resize_h >> 8),
@@ -1064,6 +1069,14 @@ static unsigned fake_vm_keys(struct fake_vm *f)
 {
     pthread_mutex_lock(&f->cut_lock);
     unsigned n = f->keys;
+    pthread_mutex_unlock(&f->cut_lock);
+    return n;
+}
+
+static unsigned fake_vm_ext_keys(struct fake_vm *f)
+{
+    pthread_mutex_lock(&f->cut_lock);
+    unsigned n = f->ext_keys;
     pthread_mutex_unlock(&f->cut_lock);
     return n;
 }
@@ -1739,10 +1752,11 @@ static void test_resize_before_set_encodings(void **state)
     proxy_free(p);
 }
 
-/* Regression (seen with QEMU under load): the VM's display changed size after ServerInit,
- * and QEMU announced it with ExtendedDesktopSize, screen id 0, which libvncclient 0.9.14
- * ignores before failing on the first rectangle of the new size. The proxy must take
- * the new size and show the picture. */
+/* Regression (seen with QEMU under load): the VM's display changed size after ServerInit.
+ * QEMU acknowledged extended key events with a rectangle of the new size, then announced
+ * the size with ExtendedDesktopSize, screen id 0; libvncclient 0.9.14 fails on the first
+ * and ignores the second. The proxy must take both: the picture of the new size is shown,
+ * and extended key events reach the VM. */
 static void test_vm_resize_before_set_encodings(void **state)
 {
     (void)state;
@@ -1759,6 +1773,21 @@ static void test_vm_resize_before_set_encodings(void **state)
     uint8_t *want = gradient_picture(720, 400, false);
     expect_picture(&u, want, 720, 400, "vm-resized");
     free(want);
+
+    /* keysym 0: only the keycode path can deliver it, when the VM's acknowledgement
+     * counted (the proxy drops keysym-less events otherwise). */
+    static const uint8_t set_encodings[] = {
+        2, 0, 0, 2, 0, 0, 0, 0, 0xff, 0xff, 0xfe, 0xfe, /* Raw, QEMU extended key -258 */
+    };
+    assert_true(WriteToRFBServer(u.c, (char *)set_encodings, sizeof(set_encodings)));
+    uint64_t deadline = now_ms() + 5000;
+    while (!SupportsClient2Server(u.c, rfbQemuEvent) && now_ms() < deadline)
+        assert_true(user_pump(&u, 50));
+    assert_true(SendExtendedKeyEvent(u.c, 0, 0x30, TRUE));
+    assert_true(SendExtendedKeyEvent(u.c, 0, 0x30, FALSE));
+    while (fake_vm_ext_keys(&f) < 2 && now_ms() < deadline)
+        assert_true(user_pump(&u, 50));
+    assert_int_equal(fake_vm_ext_keys(&f), 2);
     assert_false(event_fd_fired(p, 0));
 
     user_stop(&u);
