@@ -31,6 +31,9 @@ struct ui {
     Uint32 event_type;
     bool kiosk;
     bool ttf_up;
+    /* The window's size out of full screen: the size it had, or the one ui_fit_window()
+     * asked for meanwhile; set again when full screen ends (ui_set_fullscreen()). */
+    int windowed_w, windowed_h;
 };
 
 /* "X.ttf" -> "X-Bold.ttf" when that file exists, else the regular file. */
@@ -194,15 +197,25 @@ void ui_set_fullscreen(struct ui *u, bool on)
 {
     if (u->kiosk || on == ui_fullscreen(u))
         return;
-    if (SDL_SetWindowFullscreen(u->window, on ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0) < 0)
+    if (on)
+        SDL_GetWindowSize(u->window, &u->windowed_w, &u->windowed_h);
+    if (SDL_SetWindowFullscreen(u->window, on ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0) < 0) {
         log_warning("Cannot switch full screen %s: %s", on ? "on" : "off", SDL_GetError());
-    else
-        log_info("full screen %s", on ? "on" : "off");
+        return;
+    }
+    /* Without a window manager (Xvfb, a bare X server) SDL 2.26 can keep the full-screen
+     * size as the window's size after this, while the X window is back at its own: every
+     * frame was then drawn for the wrong size (a still desktop stayed out of view). Setting
+     * the size makes both agree; with a window manager it is the size it restores anyway. */
+    if (!on && u->windowed_w > 0)
+        SDL_SetWindowSize(u->window, u->windowed_w, u->windowed_h);
+    log_info("full screen %s", on ? "on" : "off");
 }
 
 void ui_fit_window(struct ui *u, int w, int h)
 {
-    if (SDL_GetWindowFlags(u->window) & (SDL_WINDOW_FULLSCREEN | SDL_WINDOW_MAXIMIZED))
+    Uint32 flags = SDL_GetWindowFlags(u->window);
+    if (flags & SDL_WINDOW_MAXIMIZED)
         return;
     SDL_Rect usable;
     int display = SDL_GetWindowDisplayIndex(u->window);
@@ -211,6 +224,11 @@ void ui_fit_window(struct ui *u, int w, int h)
         struct layout l = layout_fit(usable.w, usable.h, w, h);
         w = l.w;
         h = l.h;
+    }
+    if (flags & SDL_WINDOW_FULLSCREEN) { /* for when full screen ends */
+        u->windowed_w = w;
+        u->windowed_h = h;
+        return;
     }
     SDL_SetWindowSize(u->window, w, h);
 }

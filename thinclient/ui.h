@@ -59,11 +59,13 @@ Uint32 ui_event_type(const struct ui *u);
 /* Thread-safe: wakes the main thread with a ui_event_type() event. */
 void ui_post(struct ui *u, int code, void *data);
 
-/* Full screen on/off (ignored in kiosk mode, which stays full screen). */
+/* Full screen on/off (ignored in kiosk mode, which stays full screen). Off gives the window
+ * back its earlier size, or the one ui_fit_window() asked for while it was full screen. */
 void ui_set_fullscreen(struct ui *u, bool on);
 bool ui_fullscreen(struct ui *u);
 /* Resizes the window for a w x h framebuffer: its own size, shrunk (aspect kept) to the
- * usable display area; nothing when full screen or maximised. */
+ * usable display area; when full screen, only kept for when it ends; nothing when
+ * maximised. */
 void ui_fit_window(struct ui *u, int w, int h);
 
 /* Output size in pixels. */
