@@ -403,11 +403,12 @@ static bool handle_server_message(struct upstream *u)
         if (encoding == (int32_t)rfbEncodingQemuExtendedKeyEvent)
             return read_ext_key_ack(u);
     }
-    if (r < 0) {
-        snprintf(u->error, sizeof(u->error), "%s",
-                 r == -ECONNRESET ? "connection closed" : strerror(-r));
+    if (r == -ECONNRESET)
+        snprintf(u->error, sizeof(u->error), "connection closed");
+    else if (r < 0)
+        snprintf(u->error, sizeof(u->error), "read failed: %s", strerror(-r));
+    if (r < 0)
         return false;
-    }
     return HandleRFBServerMessage(c);
 }
 

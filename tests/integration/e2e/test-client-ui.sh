@@ -247,6 +247,9 @@ poll_until 5 grep -q 'full screen on' "$T/logs/vdi-client.log" &&
 key ctrl+alt+Return
 poll_until 5 grep -q 'full screen off' "$T/logs/vdi-client.log" &&
     pass "... and off again" || fail "Ctrl+Alt+Enter switches full screen off"
+# Without a window manager SDL once kept drawing for the full-screen size afterwards: the
+# top of the desktop, where the text is, was out of view.
+expect fsoff 10 'seen through vdi-client' "the desktop is in view after full screen"
 
 # --- 4. network drop -> reconnect -----------------------------------------------------
 SID=$(session_id_of alice)
