@@ -972,6 +972,8 @@ static void *fake_vm_thread(void *arg)
     }
 
     if (f->picture && f->resize_w > 0) {
+        /* One part of the messages a line, each with its comment. */
+        /* clang-format off */
         uint8_t msg[16 + 4 + 4 + 12 + 4 + 16] = {
             0, 0, 0, 1, 0, 0, 0, 0, /* FramebufferUpdate, 1 rectangle at 0,0 */
             (uint8_t)(f->resize_w >> 8), (uint8_t)f->resize_w, (uint8_t)(f->resize_h >> 8),
@@ -986,6 +988,7 @@ static void *fake_vm_thread(void *arg)
             (uint8_t)(f->resize_w >> 8), (uint8_t)f->resize_w, (uint8_t)(f->resize_h >> 8),
             (uint8_t)f->resize_h, 0, 0, 0, 0, /* flags */
         };
+        /* clang-format on */
         (void)fd_write_full(f->fd, msg, sizeof(msg), deadline);
         f->width = f->resize_w;
         f->height = f->resize_h;
@@ -1108,38 +1111,69 @@ static void fake_vm_stop(struct fake_vm *f)
     free(f->in);
 }
 
+/* A user on the status screen, then a scripted VM attached: the setup most tests share.
+ * Split in two because tests act before the attach (copy text, set view-only, ...). */
+struct vm_run {
+    struct proxy *p;
+    int client_fd;
+    struct user u;
+    struct fake_vm f; /* the VM's script: the caller fills it before vm_run_attach() */
+};
+
+static void vm_run_start(struct vm_run *r, const char *encodings, bool jpeg, int status_tolerance)
+{
+    r->client_fd = -1;
+    r->p = new_proxy(&r->client_fd);
+    user_start(&r->u, r->client_fd, encodings, jpeg);
+    expect_status_screen(&r->u, status_tolerance);
+}
+
+static void vm_run_attach(struct vm_run *r)
+{
+    int vm_fd = -1;
+    fake_vm_start(&r->f, &vm_fd);
+    assert_int_equal(proxy_attach_upstream(r->p, vm_fd), 0);
+}
+
+/* The user leaves and the VM goes away: the proxy must report its end. */
+static void vm_run_stop(struct vm_run *r)
+{
+    user_stop(&r->u);
+    fake_vm_stop(&r->f);
+    assert_true(event_fd_fired(r->p, 5000));
+    proxy_free(r->p);
+    safe_close(r->client_fd);
+}
+
 static void test_garbage_after_handshake(void **state)
 {
     (void)state;
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, "zrle raw", false);
-    expect_status_screen(&u, 0);
+    struct vm_run r;
+    vm_run_start(&r, "zrle raw", false, 0);
 
-    struct fake_vm f = {.width = 320, .height = 200};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    r.f = (struct fake_vm){.width = 320, .height = 200};
+    vm_run_attach(&r);
 
-    assert_true(event_fd_fired(p, 10000));
-    const char *reason = proxy_end_reason(p);
+    assert_true(event_fd_fired(r.p, 10000));
+    const char *reason = proxy_end_reason(r.p);
     assert_non_null(reason);
     assert_true(startswith(reason, "VM display:"));
-    assert_true(proxy_desktop_lost(p));
+    assert_true(proxy_desktop_lost(r.p));
     fprintf(stderr, "end reason: %s\n", reason);
 
     /* The client is still connected and gets the status screen at the VM's size. */
     uint64_t deadline = now_ms() + 5000;
-    while (now_ms() < deadline && (u.c->width != 320 || px_rgb(u.c, 2, 2) == 0))
-        assert_true(user_pump(&u, 100));
-    dump_client(u.c, "lost");
-    assert_int_equal(u.c->width, 320);
-    assert_int_equal(u.c->height, 200);
+    while (now_ms() < deadline && (r.u.c->width != 320 || px_rgb(r.u.c, 2, 2) == 0))
+        assert_true(user_pump(&r.u, 100));
+    dump_client(r.u.c, "lost");
+    assert_int_equal(r.u.c->width, 320);
+    assert_int_equal(r.u.c->height, 200);
 
-    user_stop(&u);
-    fake_vm_stop(&f);
-    proxy_free(p);
-    safe_close(client_fd);
+    /* Not vm_run_stop(): the proxy's end was checked above, with its reason. */
+    user_stop(&r.u);
+    fake_vm_stop(&r.f);
+    proxy_free(r.p);
+    safe_close(r.client_fd);
 }
 
 static void attach_must_fail(struct fake_vm *f)
@@ -1199,28 +1233,25 @@ static void test_free_while_connected(void **state)
  * (proof that JPEG was used) yet close. */
 static void run_gradient(const char *encodings, bool jpeg)
 {
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, encodings, jpeg);
-    expect_status_screen(&u, jpeg ? 64 : 0);
+    struct vm_run r;
+    vm_run_start(&r, encodings, jpeg, jpeg ? 64 : 0);
 
-    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    r.f = (struct fake_vm){.width = 320, .height = 200, .picture = true};
+    vm_run_attach(&r);
 
     int max_diff = 256;
     long bad = 0;
     uint64_t deadline = now_ms() + 10000;
     while (now_ms() < deadline) {
-        assert_true(user_pump(&u, 100));
-        if (u.c->width != f.width || u.c->height != f.height)
+        assert_true(user_pump(&r.u, 100));
+        if (r.u.c->width != r.f.width || r.u.c->height != r.f.height)
             continue;
         max_diff = 0;
         bad = 0;
-        for (int y = 0; y < f.height; y++)
-            for (int x = 0; x < f.width; x++) {
-                int d = channel_diff(px_rgb(u.c, x, y), gradient_rgb(x, y, f.width, f.height));
+        for (int y = 0; y < r.f.height; y++)
+            for (int x = 0; x < r.f.width; x++) {
+                int d =
+                    channel_diff(px_rgb(r.u.c, x, y), gradient_rgb(x, y, r.f.width, r.f.height));
                 if (d > max_diff)
                     max_diff = d;
                 if (d > 24)
@@ -1230,26 +1261,22 @@ static void run_gradient(const char *encodings, bool jpeg)
             break;
     }
     fprintf(stderr, "%s%s: max colour difference %d\n", encodings, jpeg ? "+jpeg" : "", max_diff);
-    assert_int_equal(u.c->width, f.width);
+    assert_int_equal(r.u.c->width, r.f.width);
     assert_int_equal(bad, 0);
     if (jpeg)
         assert_true(max_diff > 0);
     else
         assert_int_equal(max_diff, 0);
-    assert_false(event_fd_fired(p, 0));
+    assert_false(event_fd_fired(r.p, 0));
 
     /* The VM's pointer shape is forwarded to the client. */
     deadline = now_ms() + 5000;
-    while (u.cursor_w != 8 && now_ms() < deadline)
-        assert_true(user_pump(&u, 50));
-    assert_int_equal(u.cursor_w, 8);
-    assert_int_equal(u.cursor_h, 10);
+    while (r.u.cursor_w != 8 && now_ms() < deadline)
+        assert_true(user_pump(&r.u, 50));
+    assert_int_equal(r.u.cursor_w, 8);
+    assert_int_equal(r.u.cursor_h, 10);
 
-    user_stop(&u);
-    fake_vm_stop(&f);
-    assert_true(event_fd_fired(p, 5000));
-    proxy_free(p);
-    safe_close(client_fd);
+    vm_run_stop(&r);
 }
 
 static void test_gradient_raw(void **state)
@@ -1365,56 +1392,48 @@ static void expect_vm_cut(struct fake_vm *f, const char *want)
 static void test_clipboard(void **state)
 {
     (void)state;
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, "raw", false);
-    expect_status_screen(&u, 0);
+    struct vm_run r;
+    vm_run_start(&r, "raw", false, 0);
 
     /* Copied before the VM's display is attached: sent to it once it is. */
     char early[] = "copied before the desktop started";
-    assert_true(SendClientCutText(u.c, early, (int)strlen(early)));
-    assert_true(user_pump(&u, 200));
+    assert_true(SendClientCutText(r.u.c, early, (int)strlen(early)));
+    assert_true(user_pump(&r.u, 200));
     static const char vm_text[] = "from the VM: caf\xe9 \xbd";
-    struct fake_vm f = {.width = 320, .height = 200, .picture = true, .cut_text = vm_text};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
-    assert_true(wait_vm_cuts(&u, &f, 1));
-    expect_vm_cut(&f, early);
+    r.f = (struct fake_vm){.width = 320, .height = 200, .picture = true, .cut_text = vm_text};
+    vm_run_attach(&r);
+    assert_true(wait_vm_cuts(&r.u, &r.f, 1));
+    expect_vm_cut(&r.f, early);
 
     /* Client -> VM: Latin-1 bytes unchanged. */
     char text[] = "na\xefve \xbd\nline 2";
-    assert_true(SendClientCutText(u.c, text, (int)strlen(text)));
-    assert_true(wait_vm_cuts(&u, &f, 2));
-    expect_vm_cut(&f, text);
+    assert_true(SendClientCutText(r.u.c, text, (int)strlen(text)));
+    assert_true(wait_vm_cuts(&r.u, &r.f, 2));
+    expect_vm_cut(&r.f, text);
 
     /* VM -> client. */
-    fake_vm_send_cut(&f);
+    fake_vm_send_cut(&r.f);
     uint64_t deadline = now_ms() + 5000;
-    while (u.cuts < 1 && now_ms() < deadline)
-        assert_true(user_pump(&u, 20));
-    assert_int_equal(u.cuts, 1);
-    assert_int_equal(u.cut_len, (int)strlen(vm_text));
-    assert_memory_equal(u.cut, vm_text, strlen(vm_text));
+    while (r.u.cuts < 1 && now_ms() < deadline)
+        assert_true(user_pump(&r.u, 20));
+    assert_int_equal(r.u.cuts, 1);
+    assert_int_equal(r.u.cut_len, (int)strlen(vm_text));
+    assert_memory_equal(r.u.cut, vm_text, strlen(vm_text));
 
     /* View-only (a shadowing admin): neither the watcher's clipboard reaches the VM nor
      * the VM's the watcher. Cut text never counts as input. */
-    proxy_set_view_only(p, true);
+    proxy_set_view_only(r.p, true);
     char secret[] = "secret";
-    assert_true(SendClientCutText(u.c, secret, (int)strlen(secret)));
-    fake_vm_send_cut(&f);
-    assert_true(user_pump(&u, 700));
-    assert_int_equal(fake_vm_cuts(&f), 2);
-    assert_int_equal(u.cuts, 1);
-    assert_true(proxy_last_input_ms(p) == 0);
-    assert_false(f.parse_error);
-    assert_false(event_fd_fired(p, 0));
+    assert_true(SendClientCutText(r.u.c, secret, (int)strlen(secret)));
+    fake_vm_send_cut(&r.f);
+    assert_true(user_pump(&r.u, 700));
+    assert_int_equal(fake_vm_cuts(&r.f), 2);
+    assert_int_equal(r.u.cuts, 1);
+    assert_true(proxy_last_input_ms(r.p) == 0);
+    assert_false(r.f.parse_error);
+    assert_false(event_fd_fired(r.p, 0));
 
-    user_stop(&u);
-    fake_vm_stop(&f);
-    assert_true(event_fd_fired(p, 5000));
-    proxy_free(p);
-    safe_close(client_fd);
+    vm_run_stop(&r);
 }
 
 /* vdi-client sends its clipboard as soon as the session starts, before the broker's
@@ -1422,27 +1441,19 @@ static void test_clipboard(void **state)
 static void test_clipboard_view_only_set_late(void **state)
 {
     (void)state;
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, "raw", false);
-    expect_status_screen(&u, 0);
+    struct vm_run r;
+    vm_run_start(&r, "raw", false, 0);
     char text[] = "the admin's clipboard";
-    assert_true(SendClientCutText(u.c, text, (int)strlen(text)));
-    assert_true(user_pump(&u, 300));
-    proxy_set_view_only(p, true);
-    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
-    assert_true(user_pump(&u, 1000));
-    assert_int_equal(fake_vm_cuts(&f), 0);
-    assert_false(f.parse_error);
+    assert_true(SendClientCutText(r.u.c, text, (int)strlen(text)));
+    assert_true(user_pump(&r.u, 300));
+    proxy_set_view_only(r.p, true);
+    r.f = (struct fake_vm){.width = 320, .height = 200, .picture = true};
+    vm_run_attach(&r);
+    assert_true(user_pump(&r.u, 1000));
+    assert_int_equal(fake_vm_cuts(&r.f), 0);
+    assert_false(r.f.parse_error);
 
-    user_stop(&u);
-    fake_vm_stop(&f);
-    assert_true(event_fd_fired(p, 5000));
-    proxy_free(p);
-    safe_close(client_fd);
+    vm_run_stop(&r);
 }
 
 /* A client with the extended clipboard (TigerVNC, noVNC) sends UTF-8: the VM gets Latin-1,
@@ -1452,18 +1463,14 @@ static void test_clipboard_view_only_set_late(void **state)
 static void test_clipboard_extended_client(void **state)
 {
     (void)state;
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, "raw", false);
-    expect_status_screen(&u, 0);
-    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    struct vm_run r;
+    vm_run_start(&r, "raw", false, 0);
+    r.f = (struct fake_vm){.width = 320, .height = 200, .picture = true};
+    vm_run_attach(&r);
 
     /* SetEncodings: Raw and the extended clipboard pseudo-encoding (0xC0A1E5CE). */
     static const uint8_t se[] = {2, 0, 0, 2, 0, 0, 0, 0, 0xc0, 0xa1, 0xe5, 0xce};
-    assert_true(WriteToRFBServer(u.c, (const char *)se, sizeof(se)));
+    assert_true(WriteToRFBServer(r.u.c, (const char *)se, sizeof(se)));
 
     /* Provide, text: a zlib stream (one stored block, not final, like TigerVNC's
      * sync-flushed stream) holding the text's size (big-endian, with its NUL) and text. */
@@ -1485,17 +1492,13 @@ static void test_clipboard_extended_client(void **state)
     *m++ = (uint8_t)(tlen >> 24), *m++ = (uint8_t)(tlen >> 16), *m++ = (uint8_t)(tlen >> 8);
     *m++ = (uint8_t)tlen;
     memcpy(m, utf8, tlen);
-    assert_true(WriteToRFBServer(u.c, (const char *)msg, sizeof(msg)));
+    assert_true(WriteToRFBServer(r.u.c, (const char *)msg, sizeof(msg)));
 
-    assert_true(wait_vm_cuts(NULL, &f, 1));
-    expect_vm_cut(&f, "na\xefve ? ?!");
-    assert_false(event_fd_fired(p, 0));
+    assert_true(wait_vm_cuts(NULL, &r.f, 1));
+    expect_vm_cut(&r.f, "na\xefve ? ?!");
+    assert_false(event_fd_fired(r.p, 0));
 
-    user_stop(&u);
-    fake_vm_stop(&f);
-    assert_true(event_fd_fired(p, 5000));
-    proxy_free(p);
-    safe_close(client_fd);
+    vm_run_stop(&r);
 }
 
 /* w x h in the framebuffer format (R, G, B, unused). */
@@ -1555,48 +1558,40 @@ static void test_notice_banner(void **state)
 {
     (void)state;
     static const char notice[] = "Maintenance at 18:00: please save your work";
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, "raw", false);
-    expect_status_screen(&u, 0);
+    struct vm_run r;
+    vm_run_start(&r, "raw", false, 0);
     /* A notice before the VM's display is kept for later, not drawn on the status screen. */
-    assert_int_equal(proxy_show_notice(p, "early"), 0);
-    assert_int_equal(proxy_show_notice(p, ""), 0);
+    assert_int_equal(proxy_show_notice(r.p, "early"), 0);
+    assert_int_equal(proxy_show_notice(r.p, ""), 0);
 
-    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
-    uint8_t *plain = gradient_picture(f.width, f.height, false);
-    expect_picture(&u, plain, f.width, f.height, "notice-0-vm");
+    r.f = (struct fake_vm){.width = 320, .height = 200, .picture = true};
+    vm_run_attach(&r);
+    uint8_t *plain = gradient_picture(r.f.width, r.f.height, false);
+    expect_picture(&r.u, plain, r.f.width, r.f.height, "notice-0-vm");
 
-    assert_int_equal(proxy_show_notice(p, notice), 0);
-    uint8_t *want = gradient_picture(f.width, f.height, false);
-    int bh = overlay_banner(want, f.width, f.height, notice);
+    assert_int_equal(proxy_show_notice(r.p, notice), 0);
+    uint8_t *want = gradient_picture(r.f.width, r.f.height, false);
+    int bh = overlay_banner(want, r.f.width, r.f.height, notice);
     fprintf(stderr, "banner: %d rows at 320x200\n", bh);
-    assert_true(bh > 20 && bh < f.height / 2);
-    expect_picture(&u, want, f.width, f.height, "notice-1-banner");
+    assert_true(bh > 20 && bh < r.f.height / 2);
+    expect_picture(&r.u, want, r.f.width, r.f.height, "notice-1-banner");
 
     /* The VM redraws the whole screen: the banner stays on top. */
-    fake_vm_send_inverted(&f);
-    uint8_t *inverted = gradient_picture(f.width, f.height, true);
-    memcpy(want, inverted, (size_t)f.width * (size_t)f.height * 4);
-    overlay_banner(want, f.width, f.height, notice);
-    expect_picture(&u, want, f.width, f.height, "notice-2-redrawn");
+    fake_vm_send_inverted(&r.f);
+    uint8_t *inverted = gradient_picture(r.f.width, r.f.height, true);
+    memcpy(want, inverted, (size_t)r.f.width * (size_t)r.f.height * 4);
+    overlay_banner(want, r.f.width, r.f.height, notice);
+    expect_picture(&r.u, want, r.f.width, r.f.height, "notice-2-redrawn");
 
     /* "" removes it: the VM's current pixels come back. */
-    assert_int_equal(proxy_show_notice(p, ""), 0);
-    expect_picture(&u, inverted, f.width, f.height, "notice-3-removed");
-    assert_false(event_fd_fired(p, 0));
+    assert_int_equal(proxy_show_notice(r.p, ""), 0);
+    expect_picture(&r.u, inverted, r.f.width, r.f.height, "notice-3-removed");
+    assert_false(event_fd_fired(r.p, 0));
 
     free(plain);
     free(want);
     free(inverted);
-    user_stop(&u);
-    fake_vm_stop(&f);
-    assert_true(event_fd_fired(p, 5000));
-    proxy_free(p);
-    safe_close(client_fd);
+    vm_run_stop(&r);
 }
 
 /* CLOSE while the VM is shown: the VM's display is closed and the reason replaces it at
@@ -1605,38 +1600,30 @@ static void test_close_desktop(void **state)
 {
     (void)state;
     static const char reason[] = "Your session was taken over by another login.";
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, "zrle", false);
-    expect_status_screen(&u, 0);
-    struct fake_vm f = {.width = 320, .height = 200, .picture = true};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
-    uint8_t *want = gradient_picture(f.width, f.height, false);
-    expect_picture(&u, want, f.width, f.height, "close-0-vm");
-    assert_int_equal(proxy_show_notice(p, "soon"), 0);
+    struct vm_run r;
+    vm_run_start(&r, "zrle", false, 0);
+    r.f = (struct fake_vm){.width = 320, .height = 200, .picture = true};
+    vm_run_attach(&r);
+    uint8_t *want = gradient_picture(r.f.width, r.f.height, false);
+    expect_picture(&r.u, want, r.f.width, r.f.height, "close-0-vm");
+    assert_int_equal(proxy_show_notice(r.p, "soon"), 0);
 
-    assert_int_equal(proxy_close_desktop(p, reason), 0);
-    status_screen_render(want, f.width, f.height, (size_t)f.width * 4, reason);
-    expect_picture(&u, want, f.width, f.height, "close-1-reason");
+    assert_int_equal(proxy_close_desktop(r.p, reason), 0);
+    status_screen_render(want, r.f.width, r.f.height, (size_t)r.f.width * 4, reason);
+    expect_picture(&r.u, want, r.f.width, r.f.height, "close-1-reason");
     uint64_t deadline = now_ms() + 5000;
-    while (!__atomic_load_n(&f.saw_eof, __ATOMIC_ACQUIRE) && now_ms() < deadline)
+    while (!__atomic_load_n(&r.f.saw_eof, __ATOMIC_ACQUIRE) && now_ms() < deadline)
         usleep(20 * 1000);
-    assert_true(__atomic_load_n(&f.saw_eof, __ATOMIC_ACQUIRE));
-    assert_false(event_fd_fired(p, 300));
-    assert_null(proxy_end_reason(p));
+    assert_true(__atomic_load_n(&r.f.saw_eof, __ATOMIC_ACQUIRE));
+    assert_false(event_fd_fired(r.p, 300));
+    assert_null(proxy_end_reason(r.p));
     /* Input after the close goes nowhere; the VM's pixels never come back. */
-    assert_true(SendKeyEvent(u.c, XK_c, TRUE));
-    assert_true(user_pump(&u, 300));
-    expect_picture(&u, want, f.width, f.height, "close-2-still");
+    assert_true(SendKeyEvent(r.u.c, XK_c, TRUE));
+    assert_true(user_pump(&r.u, 300));
+    expect_picture(&r.u, want, r.f.width, r.f.height, "close-2-still");
 
     free(want);
-    user_stop(&u);
-    fake_vm_stop(&f);
-    assert_true(event_fd_fired(p, 5000));
-    proxy_free(p);
-    safe_close(client_fd);
+    vm_run_stop(&r);
 }
 
 static int count_open_fds(void)
@@ -1760,18 +1747,14 @@ static void test_resize_before_set_encodings(void **state)
 static void test_vm_resize_before_set_encodings(void **state)
 {
     (void)state;
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, "raw", false);
-    expect_status_screen(&u, 0);
+    struct vm_run r;
+    vm_run_start(&r, "raw", false, 0);
 
-    struct fake_vm f = {.width = 640, .height = 480, .picture = true, .resize_w = 720,
-                        .resize_h = 400};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
+    r.f = (struct fake_vm){
+        .width = 640, .height = 480, .picture = true, .resize_w = 720, .resize_h = 400};
+    vm_run_attach(&r);
     uint8_t *want = gradient_picture(720, 400, false);
-    expect_picture(&u, want, 720, 400, "vm-resized");
+    expect_picture(&r.u, want, 720, 400, "vm-resized");
     free(want);
 
     /* keysym 0: only the keycode path can deliver it, when the VM's acknowledgement
@@ -1779,22 +1762,18 @@ static void test_vm_resize_before_set_encodings(void **state)
     static const uint8_t set_encodings[] = {
         2, 0, 0, 2, 0, 0, 0, 0, 0xff, 0xff, 0xfe, 0xfe, /* Raw, QEMU extended key -258 */
     };
-    assert_true(WriteToRFBServer(u.c, (char *)set_encodings, sizeof(set_encodings)));
+    assert_true(WriteToRFBServer(r.u.c, (char *)set_encodings, sizeof(set_encodings)));
     uint64_t deadline = now_ms() + 5000;
-    while (!SupportsClient2Server(u.c, rfbQemuEvent) && now_ms() < deadline)
-        assert_true(user_pump(&u, 50));
-    assert_true(SendExtendedKeyEvent(u.c, 0, 0x30, TRUE));
-    assert_true(SendExtendedKeyEvent(u.c, 0, 0x30, FALSE));
-    while (fake_vm_ext_keys(&f) < 2 && now_ms() < deadline)
-        assert_true(user_pump(&u, 50));
-    assert_int_equal(fake_vm_ext_keys(&f), 2);
-    assert_false(event_fd_fired(p, 0));
+    while (!SupportsClient2Server(r.u.c, rfbQemuEvent) && now_ms() < deadline)
+        assert_true(user_pump(&r.u, 50));
+    assert_true(SendExtendedKeyEvent(r.u.c, 0, 0x30, TRUE));
+    assert_true(SendExtendedKeyEvent(r.u.c, 0, 0x30, FALSE));
+    while (fake_vm_ext_keys(&r.f) < 2 && now_ms() < deadline)
+        assert_true(user_pump(&r.u, 50));
+    assert_int_equal(fake_vm_ext_keys(&r.f), 2);
+    assert_false(event_fd_fired(r.p, 0));
 
-    user_stop(&u);
-    fake_vm_stop(&f);
-    assert_true(event_fd_fired(p, 5000));
-    proxy_free(p);
-    safe_close(client_fd);
+    vm_run_stop(&r);
 }
 
 /* ------------------------------------------------ extended clipboard VM */
@@ -1881,31 +1860,27 @@ static void vm_write(struct fake_vm *f, const void *msg, size_t len)
 static void test_clipboard_extended_vm(void **state)
 {
     (void)state;
-    int client_fd = -1, vm_fd = -1;
-    struct proxy *p = new_proxy(&client_fd);
-    struct user u;
-    user_start(&u, client_fd, "raw", false);
-    expect_status_screen(&u, 0);
+    struct vm_run r;
+    vm_run_start(&r, "raw", false, 0);
     static const char vm_text[] = "from the VM: caf\xc3\xa9 \xe2\x82\xac";
-    struct fake_vm f = {
+    r.f = (struct fake_vm){
         .width = 320, .height = 200, .picture = true, .ext_clipboard = true, .cut_text = vm_text};
-    fake_vm_start(&f, &vm_fd);
-    assert_int_equal(proxy_attach_upstream(p, vm_fd), 0);
-    uint8_t *want = gradient_picture(f.width, f.height, false);
-    expect_picture(&u, want, f.width, f.height, "extclip-0-vm");
+    vm_run_attach(&r);
+    uint8_t *want = gradient_picture(r.f.width, r.f.height, false);
+    expect_picture(&r.u, want, r.f.width, r.f.height, "extclip-0-vm");
     free(want);
 
     /* The proxy answers the VM's Caps with its own: text, and the actions it takes. */
     uint64_t deadline = now_ms() + 5000;
     uint32_t actions = 0, caps = 0;
     while (now_ms() < deadline) {
-        pthread_mutex_lock(&f.cut_lock);
-        actions = f.ext_actions;
-        caps = f.ext_caps;
-        pthread_mutex_unlock(&f.cut_lock);
+        pthread_mutex_lock(&r.f.cut_lock);
+        actions = r.f.ext_actions;
+        caps = r.f.ext_caps;
+        pthread_mutex_unlock(&r.f.cut_lock);
         if (actions & EXTCLIP_CAPS)
             break;
-        assert_true(user_pump(&u, 20));
+        assert_true(user_pump(&r.u, 20));
     }
     fprintf(stderr, "proxy's caps: 0x%08x\n", caps);
     assert_true(actions & EXTCLIP_CAPS);
@@ -1915,15 +1890,15 @@ static void test_clipboard_extended_vm(void **state)
     /* Client (Latin-1) -> VM: Notify, then Provide with UTF-8, CR LF -> LF, no NUL. */
     char text[] = "caf\xe9 \xbd\r\nline 2";
     static const char text_utf8[] = "caf\xc3\xa9 \xc2\xbd\nline 2";
-    assert_true(SendClientCutText(u.c, text, (int)strlen(text)));
-    assert_true(wait_vm_cuts(&u, &f, 1));
-    expect_vm_cut(&f, text_utf8);
-    pthread_mutex_lock(&f.cut_lock);
-    actions = f.ext_actions;
-    uint32_t before_provide = f.ext_before_provide;
-    char *raw = f.client_cut_raw ? strdup(f.client_cut_raw) : NULL;
-    size_t raw_len = f.client_cut_raw_len;
-    pthread_mutex_unlock(&f.cut_lock);
+    assert_true(SendClientCutText(r.u.c, text, (int)strlen(text)));
+    assert_true(wait_vm_cuts(&r.u, &r.f, 1));
+    expect_vm_cut(&r.f, text_utf8);
+    pthread_mutex_lock(&r.f.cut_lock);
+    actions = r.f.ext_actions;
+    uint32_t before_provide = r.f.ext_before_provide;
+    char *raw = r.f.client_cut_raw ? strdup(r.f.client_cut_raw) : NULL;
+    size_t raw_len = r.f.client_cut_raw_len;
+    pthread_mutex_unlock(&r.f.cut_lock);
     assert_true(actions & EXTCLIP_NOTIFY);
     assert_true(actions & EXTCLIP_PROVIDE);
     assert_int_equal(before_provide, EXTCLIP_NOTIFY | EXTCLIP_TEXT);
@@ -1939,19 +1914,19 @@ static void test_clipboard_extended_vm(void **state)
     free(raw);
 
     /* VM -> client: Notify, the proxy requests, the VM provides; Latin-1 for libvncclient. */
-    fake_vm_send_cut(&f);
+    fake_vm_send_cut(&r.f);
     deadline = now_ms() + 5000;
-    while (u.cuts < 1 && now_ms() < deadline)
-        assert_true(user_pump(&u, 20));
-    assert_int_equal(u.cuts, 1);
+    while (r.u.cuts < 1 && now_ms() < deadline)
+        assert_true(user_pump(&r.u, 20));
+    assert_int_equal(r.u.cuts, 1);
     static const char vm_latin1[] = "from the VM: caf\xe9 ?";
-    assert_int_equal(u.cut_len, (int)strlen(vm_latin1));
-    assert_memory_equal(u.cut, vm_latin1, strlen(vm_latin1));
-    pthread_mutex_lock(&f.cut_lock);
-    unsigned requests = f.ext_requests;
-    pthread_mutex_unlock(&f.cut_lock);
+    assert_int_equal(r.u.cut_len, (int)strlen(vm_latin1));
+    assert_memory_equal(r.u.cut, vm_latin1, strlen(vm_latin1));
+    pthread_mutex_lock(&r.f.cut_lock);
+    unsigned requests = r.f.ext_requests;
+    pthread_mutex_unlock(&r.f.cut_lock);
     assert_int_equal(requests, 1);
-    assert_false(f.parse_error);
+    assert_false(r.f.parse_error);
 
     /* Hostile messages, written here while the VM thread is idle. */
     size_t len, plen, zlen;
@@ -1964,37 +1939,37 @@ static void test_clipboard_extended_vm(void **state)
     payload[0] = (uint8_t)((EXTCLIP_PROVIDE | EXTCLIP_TEXT) >> 24);
     payload[3] = (uint8_t)EXTCLIP_TEXT;
     msg = extended_cut(payload, plen, &len);
-    vm_write(&f, msg, len);
+    vm_write(&r.f, msg, len);
     free(msg);
     free(payload);
-    expect_alive(p, &u, &f, "an oversized Provide", "after (a) \xc3\xa0", "after (a) \xe0");
+    expect_alive(r.p, &r.u, &r.f, "an oversized Provide", "after (a) \xc3\xa0", "after (a) \xe0");
 
     /* (b) A Provide whose zlib data is garbage. */
     static const uint8_t garbage[] = "this is not a zlib stream \x01\x02\x03\xff\xfe";
     payload = provide_payload(garbage, sizeof(garbage), &plen);
     msg = extended_cut(payload, plen, &len);
-    vm_write(&f, msg, len);
+    vm_write(&r.f, msg, len);
     free(msg);
     free(payload);
-    expect_alive(p, &u, &f, "a Provide with broken zlib", "after (b)", "after (b)");
+    expect_alive(r.p, &r.u, &r.f, "a Provide with broken zlib", "after (b)", "after (b)");
 
     /* (b2) A whole zlib stream shorter than the size its record declares. */
     static const uint8_t short_record[] = {0, 0, 0, 100, 's', 'h', 'o', 'r', 't'};
     z = zlib_of(short_record, sizeof(short_record), &zlen);
     payload = provide_payload(z, zlen, &plen);
     msg = extended_cut(payload, plen, &len);
-    vm_write(&f, msg, len);
+    vm_write(&r.f, msg, len);
     free(msg);
     free(payload);
     free(z);
-    expect_alive(p, &u, &f, "a Provide shorter than declared", "after (b2)", "after (b2)");
+    expect_alive(r.p, &r.u, &r.f, "a Provide shorter than declared", "after (b2)", "after (b2)");
 
     /* (b3) Shorter than its flags. */
     static const uint8_t two[] = {0x10, 0};
     msg = extended_cut(two, sizeof(two), &len);
-    vm_write(&f, msg, len);
+    vm_write(&r.f, msg, len);
     free(msg);
-    expect_alive(p, &u, &f, "a 2-byte extended message", "after (b3)", "after (b3)");
+    expect_alive(r.p, &r.u, &r.f, "a 2-byte extended message", "after (b3)", "after (b3)");
 
     /* (c) A zip bomb: a few KiB that inflate to 4 MiB of zeros, declared as such. */
     size_t bomb = 4 * 1024 * 1024;
@@ -2008,11 +1983,11 @@ static void test_clipboard_extended_vm(void **state)
     assert_true(zlen < EXTCLIP_PAYLOAD_MAX(1024 * 1024));
     payload = provide_payload(z, zlen, &plen);
     msg = extended_cut(payload, plen, &len);
-    vm_write(&f, msg, len);
+    vm_write(&r.f, msg, len);
     free(msg);
     free(payload);
     free(z);
-    expect_alive(p, &u, &f, "a zip bomb", "after (c) \xe2\x82\xac", "after (c) ?");
+    expect_alive(r.p, &r.u, &r.f, "a zip bomb", "after (c) \xe2\x82\xac", "after (c) ?");
 
     /* (d) Plain ServerCutText of 1 MiB + 1 bytes: over PROXY_CUT_TEXT_MAX, skipped. */
     size_t big = 1024 * 1024 + 1;
@@ -2022,24 +1997,20 @@ static void test_clipboard_extended_vm(void **state)
     msg[4] = (uint8_t)(big >> 24), msg[5] = (uint8_t)(big >> 16), msg[6] = (uint8_t)(big >> 8);
     msg[7] = (uint8_t)big;
     memset(msg + 8, 'x', big);
-    vm_write(&f, msg, 8 + big);
+    vm_write(&r.f, msg, 8 + big);
     free(msg);
-    expect_alive(p, &u, &f, "a plain 1 MiB + 1 cut text", "after (d)", "after (d)");
-    assert_int_equal(u.cuts, 7); /* none of the hostile messages reached the user */
+    expect_alive(r.p, &r.u, &r.f, "a plain 1 MiB + 1 cut text", "after (d)", "after (d)");
+    assert_int_equal(r.u.cuts, 7); /* none of the hostile messages reached the user */
 
     /* The VM's display still flows. */
-    fake_vm_send_inverted(&f);
-    want = gradient_picture(f.width, f.height, true);
-    expect_picture(&u, want, f.width, f.height, "extclip-1-inverted");
+    fake_vm_send_inverted(&r.f);
+    want = gradient_picture(r.f.width, r.f.height, true);
+    expect_picture(&r.u, want, r.f.width, r.f.height, "extclip-1-inverted");
     free(want);
-    assert_false(f.parse_error);
-    assert_false(event_fd_fired(p, 0));
+    assert_false(r.f.parse_error);
+    assert_false(event_fd_fired(r.p, 0));
 
-    user_stop(&u);
-    fake_vm_stop(&f);
-    assert_true(event_fd_fired(p, 5000));
-    proxy_free(p);
-    safe_close(client_fd);
+    vm_run_stop(&r);
 }
 
 int main(void)
