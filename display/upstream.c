@@ -345,8 +345,8 @@ static int next_lone_rectangle(rfbClient *c, int32_t *encoding)
     if (r < 0)
         return r;
     b = (const uint8_t *)c->bufoutptr;
-    *encoding = (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                          (uint32_t)b[14] << 8 | b[15]);
+    *encoding =
+        (int32_t)((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
     return 1;
 }
 
