@@ -1994,41 +1994,12 @@ int vdictl_print_response(const struct vdictl_request *r, const struct http_resp
 /* The first line of path. Returns 0, -E2BIG, -ENODATA (empty), -errno. */
 static int password_from_file(const char *path, FILE *err, char **ret)
 {
-    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    if (S_ISREG(st.st_mode) && (st.st_mode & 077))
+    unsigned exposed;
+    int r = secret_file_read_line(path, VDICTL_MAX_PASSWORD, &exposed, ret);
+    if (exposed)
         fprintf(err, "vdictl: warning: %s is accessible by other users (mode %03o)\n", path,
-                (unsigned)(st.st_mode & 0777));
-    size_t cap = VDICTL_MAX_PASSWORD + 2; /* the line, CR LF, and one to see it is longer */
-    _cleanup_(secret_freep) char *buf = calloc(1, cap + 1);
-    if (!buf)
-        return -ENOMEM;
-    size_t len = 0;
-    while (len < cap && !memchr(buf, '\n', len)) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    char *nl = memchr(buf, '\n', len);
-    size_t line = nl ? (size_t)(nl - buf) : len;
-    if (line > 0 && buf[line - 1] == '\r')
-        line--;
-    explicit_bzero(buf + line, cap - line);
-    if (line > VDICTL_MAX_PASSWORD)
-        return -E2BIG;
-    if (line == 0)
-        return -ENODATA;
-    *ret = TAKE_PTR(buf);
-    return 0;
+                exposed);
+    return r;
 }
 
 static int get_password(const char *file, const char *user, FILE *err, char **ret)

@@ -27,6 +27,47 @@ void secret_free(char *s)
     free(s);
 }
 
+int secret_file_read_line(const char *path, size_t max, unsigned *exposed_mode, char **ret)
+{
+    *exposed_mode = 0;
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (S_ISREG(st.st_mode) && (st.st_mode & 077))
+        *exposed_mode = (unsigned)(st.st_mode & 0777);
+
+    /* Room for max bytes, a line end, and one more to notice an over-long line. */
+    size_t cap = max + 2;
+    _cleanup_(secret_freep) char *buf = calloc(1, cap + 1);
+    if (!buf)
+        return -ENOMEM;
+    size_t len = 0;
+    while (len < cap && !memchr(buf, '\n', len)) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    char *nl = memchr(buf, '\n', len);
+    size_t line = nl ? (size_t)(nl - buf) : len;
+    if (line > 0 && buf[line - 1] == '\r')
+        line--;
+    explicit_bzero(buf + line, cap - line);
+    if (line > max)
+        return -E2BIG;
+    if (line == 0)
+        return -ENODATA;
+    *ret = TAKE_PTR(buf);
+    return 0;
+}
+
 uint64_t now_ms(void)
 {
     struct timespec ts;

@@ -49,6 +49,12 @@ static inline void secret_freep(char **s)
     secret_free(*s);
 }
 
+/* The first line of path, without its CR LF: a password file. At most max bytes, else
+ * -E2BIG; what was read beyond the line is wiped. *exposed_mode gets the permission bits
+ * when others than the owner may use a regular file (else 0), for the caller's warning.
+ * Returns 0 (free *ret with secret_free()), -ENODATA for an empty line, -ENOMEM, -errno. */
+int secret_file_read_line(const char *path, size_t max, unsigned *exposed_mode, char **ret);
+
 /* a * b (* c) without overflow, for sizes taken from the network. Return false on overflow. */
 static inline bool size_mul(size_t a, size_t b, size_t *ret)
 {
