@@ -11,33 +11,16 @@
 # see tests/bench/README.md. Environment: VDI_BUILD_DIR (default build-bench),
 # VDI_IMAGE_DIR (default build/tests/image when it exists), VDI_BENCH_CLIENT.
 set -uo pipefail
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC=$(cd "$BENCH_DIR/../.." && pwd)
-export VDI_BUILD_DIR=${VDI_BUILD_DIR:-$SRC/build-bench}
-if [ -z "${VDI_IMAGE_DIR:-}" ] && [ -f "$SRC/build/tests/image/disk.img" ]; then
-    export VDI_IMAGE_DIR=$SRC/build/tests/image
-fi
-BENCH_CLIENT=${VDI_BENCH_CLIENT:-$VDI_BUILD_DIR/tests/bench/vdi-bench-client}
 N_WARM=${1:-10}
 N_HS=${2:-20}
 
-# shellcheck source=../integration/e2e/lib.sh
-source "$SRC/tests/integration/e2e/lib.sh"
-[ -x "$BENCH_CLIENT" ] || { echo "build $BENCH_CLIENT first (tests/bench/README.md)" >&2; exit 1; }
+# shellcheck source=bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 e2e_begin bench
 
 STATUS_SIZE=1024x768 # vdi-session's status screen (display/session-main.c)
 CLK_TCK=$(getconf CLK_TCK)
 
-# bench USER [ARGS...]: one timed login; its output in $T/logs/bench.log and stdout.
-bench() {
-    local u=$1
-    shift
-    "$BENCH_CLIENT" "127.0.0.1:$PORT" --ca "$CA" --user "$u" --password "$(password "$u")" \
-        "$@" 2>>"$T/logs/bench.err" | tee -a "$T/logs/bench.log"
-    return "${PIPESTATUS[0]}"
-}
-field() { sed -n "s/^$1: //p" <<<"$2"; }
 us2ms() { awk -v u="$1" 'BEGIN { if (u < 0) print "-"; else printf "%.1f", u / 1000 }'; }
 # stats: reads numbers (us) on stdin, prints "median p90 min max" in ms (p90: nearest rank).
 stats() {
@@ -52,7 +35,6 @@ cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13, $14 + $15
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 # The dedicated pool "desktops" makes one desktop per user in login order.
 console() { case $1 in alice) n=0001 ;; *) n=0002 ;; esac; echo "$STATE/console/vdi-desktops-$n.log"; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 broker_start "$T/state" log_level=info

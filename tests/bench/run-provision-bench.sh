@@ -23,27 +23,15 @@
 # Environment: as run-bench.sh (VDI_BUILD_DIR default build-bench, VDI_IMAGE_DIR,
 # VDI_BENCH_CLIENT, VDI_E2E_KEEP=1 keeps the temp dir with the broker log).
 set -uo pipefail
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC=$(cd "$BENCH_DIR/../.." && pwd)
-export VDI_BUILD_DIR=${VDI_BUILD_DIR:-$SRC/build-bench}
-if [ -z "${VDI_IMAGE_DIR:-}" ] && [ -f "$SRC/build/tests/image/disk.img" ]; then
-    export VDI_IMAGE_DIR=$SRC/build/tests/image
-fi
-BENCH_CLIENT=${VDI_BENCH_CLIENT:-$VDI_BUILD_DIR/tests/bench/vdi-bench-client}
 N_CLONES=${1:-5}
 N_LOGINS=${2:-3}
 
-# shellcheck source=../integration/e2e/lib.sh
-source "$SRC/tests/integration/e2e/lib.sh"
-[ -x "$BENCH_CLIENT" ] || { echo "build $BENCH_CLIENT first (tests/bench/README.md)" >&2; exit 1; }
+# shellcheck source=bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
 e2e_begin provision-bench
 
 STATUS_SIZE=1024x768 # vdi-session's status screen
-field() { sed -n "s/^$1: //p" <<<"$2"; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-# log_ms LINE: the broker log line's time stamp in ms since the epoch.
-log_ms() { date -d "$(cut -c1-23 <<<"$1" | tr T ' ')" +%s%3N; }
 # stats: numbers (ms) on stdin -> "median min max" (median of an even count: the mean of
 # the middle two).
 stats() {
@@ -105,13 +93,6 @@ done
 pool_drop clones
 
 # --- 2. login to first frame: warm spare vs cold start ------------------------------------
-bench() {
-    local u=$1
-    shift
-    "$BENCH_CLIENT" "127.0.0.1:$PORT" --ca "$CA" --user "$u" --password "$(password "${u%@*}")" \
-        "$@" 2>>"$T/logs/bench.err" | tee -a "$T/logs/bench.log"
-    return "${PIPESTATUS[0]}"
-}
 us2ms() { awk -v u="$1" 'BEGIN { if (u == "" || u < 0) print "-"; else printf "%.0f\n", u / 1000 }'; }
 : >"$T/warm.first"
 : >"$T/warm.vm"

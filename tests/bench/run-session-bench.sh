@@ -18,23 +18,12 @@
 # Environment: as run-bench.sh (VDI_BUILD_DIR default build-bench, VDI_IMAGE_DIR,
 # VDI_BENCH_CLIENT, VDI_E2E_KEEP=1 keeps the temp dir with the broker logs).
 set -uo pipefail
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC=$(cd "$BENCH_DIR/../.." && pwd)
-export VDI_BUILD_DIR=${VDI_BUILD_DIR:-$SRC/build-bench}
-if [ -z "${VDI_IMAGE_DIR:-}" ] && [ -f "$SRC/build/tests/image/disk.img" ]; then
-    export VDI_IMAGE_DIR=$SRC/build/tests/image
-fi
-BENCH_CLIENT=${VDI_BENCH_CLIENT:-$VDI_BUILD_DIR/tests/bench/vdi-bench-client}
 N=${1:-5}
 
-# shellcheck source=../integration/e2e/lib.sh
-source "$SRC/tests/integration/e2e/lib.sh"
-[ -x "$BENCH_CLIENT" ] || { echo "build $BENCH_CLIENT first (tests/bench/README.md)" >&2; exit 1; }
+# shellcheck source=bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 e2e_begin session-bench
 
-field() { sed -n "s/^$1: //p" <<<"$2"; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-log_ms() { date -d "$(cut -c1-23 <<<"$1" | tr T ' ')" +%s%3N; }
 stats() {
     sort -n | awk '{ v[NR] = $1 } END {
         if (NR == 0) { print "- - -"; exit }
@@ -42,25 +31,20 @@ stats() {
         printf "%.0f %.0f %.0f\n", med, v[1], v[NR] }'
 }
 us2ms() { awk -v u="$1" 'BEGIN { if (u == "" || u < 0) print "-"; else printf "%.0f\n", u / 1000 }'; }
-bench() {
-    "$BENCH_CLIENT" "127.0.0.1:$PORT" --ca "$CA" --user alice --password "$(password alice)" \
-        "$@" 2>>"$T/logs/bench.err" | tee -a "$T/logs/bench.log"
-    return "${PIPESTATUS[0]}"
-}
 ready_lines() { grep -ac "desktop ready name=.* user=alice " "$BROKER_LOG"; }
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 broker_start "$T/state" log_level=info reattach_timeout_s=60
 pool_setup b --kind dedicated --grace 600
 D=vdi-b-0001
-bench --timeout 120 >/dev/null || abort "first login" "$(tail -n 3 "$T/logs/bench.err")"
+bench alice --timeout 120 >/dev/null || abort "first login" "$(tail -n 3 "$T/logs/bench.err")"
 wait_text "$(console_log "$D")" "vdi-demo: ready" 120 || abort "desktop" "did not boot"
 sleep 2
 
 # --- 1. reconnect ----------------------------------------------------------------------------
 : >"$T/reconnect"
 for ((k = 1; k <= N; k++)); do
-    out=$(bench --until-not 1024x768 --timeout 60) || abort "reconnect $k" "$(tail -n 3 "$T/logs/bench.err")"
+    out=$(bench alice --until-not 1024x768 --timeout 60) || abort "reconnect $k" "$(tail -n 3 "$T/logs/bench.err")"
     us2ms "$(field other-update-us "$out")" >>"$T/reconnect"
     say "reconnect $k: desktop frame $(tail -n1 "$T/reconnect") ms"
 done
@@ -69,12 +53,12 @@ done
 : >"$T/takeover"
 for ((k = 1; k <= N; k++)); do
     before=$(ready_lines)
-    bench --hold 60000 --timeout 90 >/dev/null &
+    bench alice --hold 60000 --timeout 90 >/dev/null &
     holder=$!
     E2E_BG_PIDS+=("$holder")
     for ((i = 0; i < 300; i++)); do [ "$(ready_lines)" -gt "$before" ] && break; sleep 0.1; done
     sleep 1
-    out=$(bench --until-not 1024x768 --timeout 60) || abort "takeover $k" "$(tail -n 3 "$T/logs/bench.err")"
+    out=$(bench alice --until-not 1024x768 --timeout 60) || abort "takeover $k" "$(tail -n 3 "$T/logs/bench.err")"
     us2ms "$(field other-update-us "$out")" >>"$T/takeover"
     wait "$holder" 2>/dev/null
     say "takeover $k: desktop frame $(tail -n1 "$T/takeover") ms"
@@ -85,7 +69,7 @@ done
 : >"$T/reattach.kill"
 for ((k = 1; k <= N; k++)); do
     before=$(ready_lines)
-    bench --hold 120000 --timeout 150 >/dev/null &
+    bench alice --hold 120000 --timeout 150 >/dev/null &
     holder=$!
     E2E_BG_PIDS+=("$holder")
     for ((i = 0; i < 300; i++)); do [ "$(ready_lines)" -gt "$before" ] && break; sleep 0.1; done
