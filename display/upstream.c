@@ -392,23 +392,22 @@ static bool read_ext_key_ack(struct upstream *u)
 static bool handle_server_message(struct upstream *u)
 {
     rfbClient *c = u->client;
-    int32_t encoding = 0;
+    int32_t encoding = 0; /* of a lone rectangle; 0 (Raw) is not one we take */
     int r = buffer_at_least(c, 1);
     if (r >= 0 && (uint8_t)c->bufoutptr[0] == rfbServerCutText)
         return read_cut_text(u);
-    if (r >= 0 && (uint8_t)c->bufoutptr[0] == rfbFramebufferUpdate &&
-        (r = next_lone_rectangle(c, &encoding)) > 0) {
-        if (encoding == EXT_DESKTOP_SIZE_ENCODING)
-            return read_ext_desktop_size(u);
-        if (encoding == (int32_t)rfbEncodingQemuExtendedKeyEvent)
-            return read_ext_key_ack(u);
-    }
+    if (r >= 0 && (uint8_t)c->bufoutptr[0] == rfbFramebufferUpdate)
+        r = next_lone_rectangle(c, &encoding);
     if (r == -ECONNRESET)
         snprintf(u->error, sizeof(u->error), "connection closed");
     else if (r < 0)
         snprintf(u->error, sizeof(u->error), "read failed: %s", strerror(-r));
     if (r < 0)
         return false;
+    if (encoding == EXT_DESKTOP_SIZE_ENCODING)
+        return read_ext_desktop_size(u);
+    if (encoding == (int32_t)rfbEncodingQemuExtendedKeyEvent)
+        return read_ext_key_ack(u);
     return HandleRFBServerMessage(c);
 }
 
