@@ -57,11 +57,12 @@ static uint32_t get32(const uint8_t *p)
     return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+/* All of buf through fd, write or read: -1 on an error or the end of the stream. */
+static int io_all(int fd, void *buf, size_t len, int writing)
 {
-    const uint8_t *p = buf;
+    uint8_t *p = buf;
     while (len > 0) {
-        ssize_t k = write(fd, p, len);
+        ssize_t k = writing ? write(fd, p, len) : read(fd, p, len);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
@@ -71,18 +72,14 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+static int write_all(int fd, const void *buf, size_t len)
+{
+    return io_all(fd, (void *)buf, len, 1);
+}
+
 static int read_all(int fd, void *buf, size_t len)
 {
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t k = read(fd, p, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k, len -= (size_t)k;
-    }
-    return 0;
+    return io_all(fd, buf, len, 0);
 }
 
 /* One message: chunk header (port, size), message header, then a u32 head (unless

@@ -1068,26 +1068,11 @@ static void fake_vm_set_cut_text(struct fake_vm *f, const char *text)
     pthread_mutex_unlock(&f->cut_lock);
 }
 
-static unsigned fake_vm_keys(struct fake_vm *f)
+/* One of the fake VM's counters (keys, ext_keys, client_cuts), read under cut_lock. */
+static unsigned fake_vm_count(struct fake_vm *f, const unsigned *counter)
 {
     pthread_mutex_lock(&f->cut_lock);
-    unsigned n = f->keys;
-    pthread_mutex_unlock(&f->cut_lock);
-    return n;
-}
-
-static unsigned fake_vm_ext_keys(struct fake_vm *f)
-{
-    pthread_mutex_lock(&f->cut_lock);
-    unsigned n = f->ext_keys;
-    pthread_mutex_unlock(&f->cut_lock);
-    return n;
-}
-
-static unsigned fake_vm_cuts(struct fake_vm *f)
-{
-    pthread_mutex_lock(&f->cut_lock);
-    unsigned n = f->client_cuts;
+    unsigned n = *counter;
     pthread_mutex_unlock(&f->cut_lock);
     return n;
 }
@@ -1372,12 +1357,12 @@ static void test_view_only(void **state)
 static bool wait_vm_cuts(struct user *u, struct fake_vm *f, unsigned n)
 {
     uint64_t deadline = now_ms() + 5000;
-    while (fake_vm_cuts(f) < n && now_ms() < deadline)
+    while (fake_vm_count(f, &f->client_cuts) < n && now_ms() < deadline)
         if (u)
             assert_true(user_pump(u, 20));
         else
             usleep(20 * 1000);
-    return fake_vm_cuts(f) >= n;
+    return fake_vm_count(f, &f->client_cuts) >= n;
 }
 
 static void expect_vm_cut(struct fake_vm *f, const char *want)
@@ -1427,7 +1412,7 @@ static void test_clipboard(void **state)
     assert_true(SendClientCutText(r.u.c, secret, (int)strlen(secret)));
     fake_vm_send_cut(&r.f);
     assert_true(user_pump(&r.u, 700));
-    assert_int_equal(fake_vm_cuts(&r.f), 2);
+    assert_int_equal(fake_vm_count(&r.f, &r.f.client_cuts), 2);
     assert_int_equal(r.u.cuts, 1);
     assert_true(proxy_last_input_ms(r.p) == 0);
     assert_false(r.f.parse_error);
@@ -1450,7 +1435,7 @@ static void test_clipboard_view_only_set_late(void **state)
     r.f = (struct fake_vm){.width = 320, .height = 200, .picture = true};
     vm_run_attach(&r);
     assert_true(user_pump(&r.u, 1000));
-    assert_int_equal(fake_vm_cuts(&r.f), 0);
+    assert_int_equal(fake_vm_count(&r.f, &r.f.client_cuts), 0);
     assert_false(r.f.parse_error);
 
     vm_run_stop(&r);
@@ -1768,9 +1753,9 @@ static void test_vm_resize_before_set_encodings(void **state)
         assert_true(user_pump(&r.u, 50));
     assert_true(SendExtendedKeyEvent(r.u.c, 0, 0x30, TRUE));
     assert_true(SendExtendedKeyEvent(r.u.c, 0, 0x30, FALSE));
-    while (fake_vm_ext_keys(&r.f) < 2 && now_ms() < deadline)
+    while (fake_vm_count(&r.f, &r.f.ext_keys) < 2 && now_ms() < deadline)
         assert_true(user_pump(&r.u, 50));
-    assert_int_equal(fake_vm_ext_keys(&r.f), 2);
+    assert_int_equal(fake_vm_count(&r.f, &r.f.ext_keys), 2);
     assert_false(event_fd_fired(r.p, 0));
 
     vm_run_stop(&r);
@@ -1837,13 +1822,13 @@ static void expect_alive(struct proxy *p, struct user *u, struct fake_vm *f, con
     assert_int_equal(u->cut_len, (int)strlen(latin1));
     assert_memory_equal(u->cut, latin1, strlen(latin1));
 
-    unsigned keys = fake_vm_keys(f);
+    unsigned keys = fake_vm_count(f, &f->keys);
     assert_true(SendKeyEvent(u->c, XK_k, TRUE));
     assert_true(SendKeyEvent(u->c, XK_k, FALSE));
     deadline = now_ms() + 5000;
-    while (fake_vm_keys(f) < keys + 2 && now_ms() < deadline)
+    while (fake_vm_count(f, &f->keys) < keys + 2 && now_ms() < deadline)
         assert_true(user_pump(u, 20));
-    assert_true(fake_vm_keys(f) >= keys + 2);
+    assert_true(fake_vm_count(f, &f->keys) >= keys + 2);
     assert_false(f->parse_error);
     assert_false(event_fd_fired(p, 0));
 }
