@@ -1,7 +1,9 @@
 #include "keymap.h"
 
 #include <stddef.h>
+#include <string.h>
 
+#include "cut-text.h"
 #include "util.h"
 
 struct special_key {
@@ -294,31 +296,10 @@ uint32_t keymap_xt_from_scancode(SDL_Scancode scancode)
 
 uint32_t keymap_utf8_next(const char **s)
 {
-    const uint8_t *p = (const uint8_t *)*s;
-    if (!*p)
+    if (!**s)
         return 0;
-    uint32_t cp;
-    size_t n;
-    if (p[0] < 0x80) {
-        *s += 1;
-        return p[0];
-    } else if ((p[0] & 0xe0) == 0xc0) {
-        n = 2, cp = p[0] & 0x1f;
-    } else if ((p[0] & 0xf0) == 0xe0) {
-        n = 3, cp = p[0] & 0x0f;
-    } else if ((p[0] & 0xf8) == 0xf0) {
-        n = 4, cp = p[0] & 0x07;
-    } else {
-        *s += 1;
-        return 0xfffd;
-    }
-    for (size_t k = 1; k < n; k++) {
-        if ((p[k] & 0xc0) != 0x80) {
-            *s += k;
-            return 0xfffd;
-        }
-        cp = cp << 6 | (p[k] & 0x3f);
-    }
+    size_t n; /* a sequence cut by the NUL ends at the NUL: no continuation byte */
+    uint32_t cp = cut_text_utf8_decode((const uint8_t *)*s, strnlen(*s, 4), &n);
     *s += n;
     return cp;
 }
